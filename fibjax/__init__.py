@@ -1,0 +1,8 @@
+"""fibjax: does a simple attention layer help a recurrent network? The notebook's experiment in JAX.
+
+Modules: :mod:`fibjax.data` (windows of the scaled Fibonacci sequence), :mod:`fibjax.models`
+(Flax modules), :mod:`fibjax.keras_compat` (weights to and from Keras), :mod:`fibjax.optim` (Adam as
+Keras does it), :mod:`fibjax.train` (training one seed or many), :mod:`fibjax.cli` (command line).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,176 @@
+"""The ``fibjax`` command line: ``fibjax train``, ``fibjax compare``, ``fibjax report``.
+
+Mistakes a user can make (a bad option, a bad file) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its files: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UsageError(message)
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the data set, on every command that trains."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--n-terms", type=int, default=1200, help="Fibonacci terms (1200)")
+    group.add_argument("--window", type=int, default=20, help="terms per input window (20)")
+    group.add_argument(
+        "--train-fraction", type=float, default=0.7, help="share of windows for training (0.7)"
+    )
+    group.add_argument(
+        "--scaling", default="minmax", help='"minmax" (the notebook\'s) or "log" (minmax)'
+    )
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the training protocol, on every command that trains."""
+    group = parser.add_argument_group("training")
+    group.add_argument("--hidden", type=int, default=2, help="SimpleRNN units (2)")
+    group.add_argument("--epochs", type=int, default=30, help="epochs (30)")
+    group.add_argument("--batch-size", type=int, default=1, help="windows per update (1)")
+    group.add_argument("--learning-rate", type=float, default=1e-3, help="step size (0.001)")
+    group.add_argument(
+        "--optimizer", default="keras_adam", help="keras_adam (default), adam, adamw, sgd, rmsprop"
+    )
+
+
+def add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the JAX runtime: compilation cache and CPU devices."""
+    group = parser.add_argument_group("runtime")
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="persistent compilation cache (default $FIBJAX_CACHE_DIR or ~/.cache/fibjax/jax)",
+    )
+    group.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the compilation cache"
+    )
+    group.add_argument(
+        "--cpu-devices", type=int, default=None, help="CPU devices to shard seeds over (cores)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = _Parser(prog="fibjax", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train one model under one seed, as the notebook")
+    train.add_argument("--model", default="attention", help="vanilla or attention (attention)")
+    train.add_argument("--seed", type=int, default=0, help="PRNG seed (0)")
+    add_data_options(train)
+    add_training_options(train)
+    add_runtime_options(train)
+    train.set_defaults(handler=_run_train)
+    return parser
+
+
+def data_config_from(args: argparse.Namespace):
+    """The validated :class:`fibjax.data.DataConfig` of the data options."""
+    from fibjax.data import DataConfig
+
+    return DataConfig(
+        n_terms=args.n_terms,
+        window=args.window,
+        train_fraction=args.train_fraction,
+        scaling=args.scaling,
+    )
+
+
+def train_config_from(args: argparse.Namespace, model: str):
+    """The validated :class:`fibjax.train.TrainConfig` of the training options."""
+    from fibjax.train import TrainConfig
+
+    return TrainConfig(
+        model=model,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+    )
+
+
+def configure_runtime(args: argparse.Namespace) -> None:
+    """Applies the runtime options; must run before the first JAX computation."""
+    from fibjax import runtime
+
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
+    cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
+    runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    try:
+        data_config = data_config_from(args)
+        config = train_config_from(args, args.model)
+        from fibjax.train import check_seeds
+
+        (seed,) = check_seeds([args.seed])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    configure_runtime(args)
+
+    import jax
+
+    from fibjax.data import windows_from_config
+    from fibjax.models import count_params
+    from fibjax.progress import Progress
+    from fibjax.train import make_train
+
+    data = windows_from_config(data_config)
+    with Progress() as progress:
+        progress.phase(f"compiling {config.model}")
+        train = make_train(config, data, on_epoch=progress.epoch)
+        key = jax.random.key(seed)
+        compiled = jax.jit(train).lower(key).compile()
+        progress.phase(f"training {config.model}", epochs=config.epochs)
+        start = time.perf_counter()
+        result = jax.block_until_ready(compiled(key))
+        seconds = time.perf_counter() - start
+    _print_fit(config, seed, result, count_params(result.params), seconds)
+    return 0
+
+
+def _print_fit(config, seed: int, result, n_params: int, seconds: float) -> None:
+    print(f"Model: {config.model}, {n_params} parameters, seed {seed}")
+    for epoch, loss in enumerate(result.epoch_losses.tolist(), start=1):
+        print(f"Epoch {epoch}/{config.epochs} - loss: {loss:.4e}")
+    if int(result.diverged_epoch):
+        print(f"Diverged: loss or weights not finite after epoch {int(result.diverged_epoch)}")
+    print(f"Train set MSE = {float(result.train_mse):.6e}")
+    print(f"Test set MSE = {float(result.test_mse):.6e}")
+    print(f"({config.epochs} epochs in {seconds:.2f} s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except UsageError as error:
+        print(f"fibjax: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fibjax: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The notebook's data: windows of a scaled Fibonacci sequence, split at random.
+
+With its defaults, :func:`fibonacci_windows` gives the same arrays, element for element, as the
+notebook's ``get_fib_XY(1200, 20, 0.7)``: the terms are built by the same float64 recurrence, scaled
+by the same scikit-learn ``MinMaxScaler`` and split by the same ``RandomState(13)`` permutation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from sklearn.preprocessing import MinMaxScaler
+
+SCALINGS = ("minmax", "log")
+
+# The notebook's recurrence starts at F(2) = 1 + 0 + ... : its k-th term (k from 0) is F(k + 2).
+# float64 overflows to inf at the 1,476th term; the log scaling never forms the terms themselves.
+MAX_MINMAX_TERMS = 1475
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The options that define a data set; validated when built.
+
+    Attributes:
+      n_terms: how many Fibonacci terms to generate.
+      window: terms in each input window (the notebook's ``t``).
+      train_fraction: share of the windows, after shuffling, that go to training.
+      split_seed: seed of the ``RandomState`` permutation that splits the windows.
+      scaling: ``"minmax"`` (the notebook's) or ``"log"`` (log of the terms, then min-max).
+    """
+
+    n_terms: int = 1200
+    window: int = 20
+    train_fraction: float = 0.7
+    split_seed: int = 13
+    scaling: str = "minmax"
+
+    def __post_init__(self) -> None:
+        _check_int("window", self.window, minimum=1)
+        _check_int("n_terms", self.n_terms, minimum=1)
+        _check_int("split_seed", self.split_seed, minimum=0)
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling={self.scaling!r} is unknown; choose one of {SCALINGS}")
+        frac = self.train_fraction
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+            raise ValueError(f"train_fraction={frac!r} must be a number strictly between 0 and 1")
+        if self.scaling == "minmax" and self.n_terms > MAX_MINMAX_TERMS:
+            raise ValueError(
+                f"n_terms={self.n_terms} is past the largest Fibonacci term float64 holds with "
+                f'"minmax" scaling (at most {MAX_MINMAX_TERMS}); use scaling="log" for more'
+            )
+        n_windows = self.n_terms - self.window
+        if n_windows < 2:
+            raise ValueError(
+                f"n_terms={self.n_terms} gives {max(n_windows, 0)} windows of {self.window} terms;"
+                f" at least window + 2 = {self.window + 2} terms are needed for a train and a test"
+                " window"
+            )
+        n_train = int(frac * n_windows)
+        if n_train < 1 or n_train >= n_windows:
+            raise ValueError(
+                f"train_fraction={frac} leaves a split empty ({n_train} of {n_windows} windows"
+                " for training)"
+            )
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FibonacciData:
+    """Scaled windows split into training and test sets.
+
+    Attributes:
+      train_x: ``<float64>[n_train, window, 1]`` training windows.
+      train_y: ``<float64>[n_train]`` the term that follows each training window.
+      test_x: ``<float64>[n_test, window, 1]`` test windows.
+      test_y: ``<float64>[n_test]`` the term that follows each test window.
+      scaler: the fitted ``MinMaxScaler`` (of the terms, or of their logs under ``"log"``).
+      config: the :class:`DataConfig` that made these arrays.
+      train_index: ``<int64>[n_train]`` position of each training target in the sequence.
+      test_index: ``<int64>[n_test]`` position of each test target in the sequence.
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    scaler: MinMaxScaler
+    config: DataConfig
+    train_index: np.ndarray
+    test_index: np.ndarray
+
+    def to_fibonacci(self, y: np.ndarray) -> np.ndarray:
+        """Maps scaled values back to Fibonacci numbers (float64, any shape)."""
+        y = np.asarray(y, dtype=np.float64)
+        unscaled = self.scaler.inverse_transform(y.reshape(-1, 1)).reshape(y.shape)
+        return np.exp(unscaled) if self.config.scaling == "log" else unscaled
+
+
+def fibonacci_terms(n_terms: int) -> np.ndarray:
+    """The notebook's unscaled sequence: ``<float64>[n_terms]``, 1, 2, 3, 5, 8, ...
+
+    The float64 recurrence is kept as the notebook writes it, so that the rounding of terms past
+    2**53 is the notebook's too.
+
+    >>> fibonacci_terms(6)
+    array([ 1.,  2.,  3.,  5.,  8., 13.])
+    """
+    seq = np.zeros(n_terms)
+    previous, current = 0.0, 1.0
+    for i in range(n_terms):
+        seq[i] = previous + current
+        previous, current = current, seq[i]
+    return seq
+
+
+def log_fibonacci_terms(n_terms: int) -> np.ndarray:
+    """Natural logs of the sequence, ``<float64>[n_terms]``, computed without forming the terms.
+
+    ``log F(k+1) = log F(k) + log(1 + F(k-1)/F(k))``, so thousands of terms stay finite.
+
+    >>> np.allclose(np.exp(log_fibonacci_terms(6)), [1, 2, 3, 5, 8, 13])
+    True
+    """
+    logs = np.zeros(n_terms)
+    log_prev, log_cur = -math.inf, 0.0  # log 0, log 1
+    for i in range(n_terms):
+        logs[i] = np.logaddexp(log_prev, log_cur)
+        log_prev, log_cur = log_cur, logs[i]
+    return logs
+
+
+def _scaled_sequence(config: DataConfig) -> tuple[np.ndarray, MinMaxScaler]:
+    if config.scaling == "log":
+        seq = log_fibonacci_terms(config.n_terms)
+    else:
+        seq = fibonacci_terms(config.n_terms)
+    scaler = MinMaxScaler(feature_range=(0, 1))
+    scaled = scaler.fit_transform(seq.reshape(-1, 1)).flatten()
+    return scaled, scaler
+
+
+def fibonacci_windows(
+    n_terms: int = 1200,
+    window: int = 20,
+    train_fraction: float = 0.7,
+    split_seed: int = 13,
+    scaling: str = "minmax",
+) -> FibonacciData:
+    """Builds the notebook's training and test windows.
+
+    Window ``r`` holds the scaled terms ``r .. r + window - 1`` and its target is term
+    ``r + window``. The windows are permuted by ``RandomState(split_seed)`` and the first
+    ``int(train_fraction * n_windows)`` go to training.
+
+    Args:
+      n_terms: how many terms to generate (at most 1,475 under ``"minmax"``).
+      window: terms in each input window.
+      train_fraction: share of windows used for training, in (0, 1).
+      split_seed: seed of the split permutation.
+      scaling: ``"minmax"`` (the notebook's) or ``"log"``.
+
+    Returns:
+      A :class:`FibonacciData` with ``train_x <float64>[n_train, window, 1]``, ``train_y
+      <float64>[n_train]``, and the same for the test split.
+
+    Raises:
+      ValueError: an option is out of range (one line naming it).
+
+    >>> data = fibonacci_windows()
+    >>> data.train_x.shape, data.test_x.shape
+    ((826, 20, 1), (354, 20, 1))
+    """
+    config = DataConfig(n_terms, window, train_fraction, split_seed, scaling)
+    return windows_from_config(config)
+
+
+def windows_from_config(config: DataConfig) -> FibonacciData:
+    """Builds the windows that a validated :class:`DataConfig` describes."""
+    seq, scaler = _scaled_sequence(config)
+    n_windows = config.n_terms - config.window
+    x = np.lib.stride_tricks.sliding_window_view(seq[:-1], config.window)[:n_windows]
+    target_index = np.arange(config.window, config.n_terms)
+    perm = np.random.RandomState(seed=config.split_seed).permutation(n_windows)
+    n_train = int(config.train_fraction * n_windows)
+    train, test = perm[:n_train], perm[n_train:]
+    return FibonacciData(
+        train_x=np.ascontiguousarray(x[train]).reshape(len(train), config.window, 1),
+        train_y=seq[target_index[train]],
+        test_x=np.ascontiguousarray(x[test]).reshape(len(test), config.window, 1),
+        test_y=seq[target_index[test]],
+        scaler=scaler,
+        config=config,
+        train_index=target_index[train],
+        test_index=target_index[test],
+    )

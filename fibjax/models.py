@@ -1,0 +1,233 @@
+"""Flax (Linen) modules of the notebook's two models, with Keras's semantics and initialisers.
+
+Both models name their parts alike (``rnn``, ``head``), so that under one key the vanilla and the
+attention model start from the same recurrent and output weights; only the pooling is extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+MODEL_NAMES = ("vanilla", "attention")
+
+# Keras's defaults: glorot-uniform kernels, orthogonal recurrent kernel, zero biases, and
+# RandomNormal(stddev=0.05) for the attention layer's "random_normal" weight.
+glorot_uniform = nn.initializers.glorot_uniform()
+orthogonal = nn.initializers.orthogonal()
+zeros = nn.initializers.zeros
+attention_normal = nn.initializers.normal(stddev=0.05)
+
+
+class SimpleRNNCell(nn.Module):
+    """One step of Keras's ``SimpleRNN``: ``h_t = tanh(x_t W + h_{t-1} U + b)``.
+
+    Attributes:
+      features: hidden units.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Advances the state by one time step.
+
+        Args:
+          h: ``<float32>[batch, features]`` previous state.
+          x: ``<float32>[batch, in_features]`` input at this step.
+
+        Returns:
+          The new state twice (as carry and as output), ``<float32>[batch, features]``.
+        """
+        kernel = self.param("kernel", glorot_uniform, (x.shape[-1], self.features))
+        recurrent = self.param("recurrent_kernel", orthogonal, (self.features, self.features))
+        bias = self.param("bias", zeros, (self.features,))
+        h = jnp.tanh(x @ kernel + h @ recurrent + bias)
+        return h, h
+
+
+class SimpleRNN(nn.Module):
+    """Keras's ``SimpleRNN``, the cell scanned over time from a zero state.
+
+    Attributes:
+      features: hidden units.
+      unroll: time steps unrolled per iteration of the scan (a speed knob; 1 is a plain loop).
+    """
+
+    features: int
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Runs the cell over every time step.
+
+        Args:
+          x: ``<float32>[batch, time, in_features]``.
+
+        Returns:
+          ``<float32>[batch, time, features]``, the state after each step.
+        """
+        scan = nn.scan(
+            SimpleRNNCell,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+            unroll=self.unroll,
+        )
+        h0 = jnp.zeros((x.shape[0], self.features), x.dtype)
+        _, states = scan(self.features, name="cell")(h0, x)
+        return states
+
+
+class AttentionPooling(nn.Module):
+    """The notebook's attention: ``α = softmax_t(tanh(h W_a + b_a))``, context ``Σ_t α_t h_t``.
+
+    ``b_a`` has one entry per time step, as in the notebook, so the layer is tied to one window
+    length. The weights α are sown into the ``"intermediates"`` collection under ``"alpha"``.
+    """
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """Pools the states over time.
+
+        Args:
+          h: ``<float32>[batch, time, features]``.
+
+        Returns:
+          ``<float32>[batch, features]``, the attention-weighted sum of the states.
+        """
+        kernel = self.param("kernel", attention_normal, (h.shape[-1], 1))
+        bias = self.param("bias", zeros, (h.shape[1], 1))
+        scores = jnp.tanh(h @ kernel + bias)[..., 0]
+        alpha = jax.nn.softmax(scores, axis=-1)
+        self.sow("intermediates", "alpha", alpha)
+        return jnp.sum(h * alpha[..., None], axis=1)
+
+
+class Head(nn.Module):
+    """Keras's ``Dense(1, tanh)``, squeezed to one value per example."""
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        """``<float32>[batch, features]`` → ``<float32>[batch]``."""
+        dense = nn.Dense(1, kernel_init=glorot_uniform, bias_init=zeros, name="dense")
+        return jnp.tanh(dense(z))[..., 0]
+
+
+class VanillaRNN(nn.Module):
+    """``SimpleRNN(hidden)`` then ``Dense(1, tanh)`` on the last state (11 parameters at hidden=2).
+
+    >>> model = VanillaRNN(hidden=2)
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 20, 1)))["params"]
+    >>> model.apply({"params": params}, jnp.zeros((3, 20, 1))).shape
+    (3,)
+    """
+
+    hidden: int = 2
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, 1]`` → ``<float32>[batch]``."""
+        states = SimpleRNN(self.hidden, self.unroll, name="rnn")(x)
+        return Head(name="head")(states[:, -1])
+
+
+class AttentionRNN(nn.Module):
+    """``SimpleRNN(hidden)`` over time, attention pooling, then ``Dense(1, tanh)`` (33 at hidden=2).
+
+    >>> model = AttentionRNN(hidden=2)
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 20, 1)))["params"]
+    >>> model.apply({"params": params}, jnp.zeros((3, 20, 1))).shape
+    (3,)
+    """
+
+    hidden: int = 2
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, 1]`` → ``<float32>[batch]``."""
+        states = SimpleRNN(self.hidden, self.unroll, name="rnn")(x)
+        return Head(name="head")(AttentionPooling(name="pooling")(states))
+
+
+def make_model(name: str, hidden: int = 2, unroll: int = 1) -> nn.Module:
+    """The module for a model name, ``"vanilla"`` or ``"attention"``.
+
+    >>> make_model("attention", hidden=3)
+    AttentionRNN(
+        # attributes
+        hidden = 3
+        unroll = 1
+    )
+    """
+    if name == "vanilla":
+        return VanillaRNN(hidden=hidden, unroll=unroll)
+    if name == "attention":
+        return AttentionRNN(hidden=hidden, unroll=unroll)
+    raise ValueError(f"model={name!r} is unknown; choose one of {MODEL_NAMES}")
+
+
+def hidden_size(params: Any) -> int:
+    """Hidden units of a model's parameters (from the recurrent kernel's shape)."""
+    return int(params["rnn"]["cell"]["recurrent_kernel"].shape[0])
+
+
+def count_params(params: Any) -> int:
+    """Number of scalar parameters in a parameter tree."""
+    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def init_params(name: str, key: jax.Array, *, hidden: int = 2, window: int = 20) -> Any:
+    """Keras-style initial parameters of a model for windows of ``window`` terms.
+
+    >>> count_params(init_params("vanilla", jax.random.key(0)))
+    11
+    >>> count_params(init_params("attention", jax.random.key(0)))
+    33
+    """
+    model = make_model(name, hidden)
+    return model.init(key, jnp.zeros((1, window, 1), jnp.float32))["params"]
+
+
+def predict(name: str, params: Any, x: jax.Array) -> jax.Array:
+    """Predictions of a model given by name.
+
+    Args:
+      name: ``"vanilla"`` or ``"attention"``.
+      params: the model's parameters.
+      x: ``<float32>[batch, time, 1]`` windows.
+
+    Returns:
+      ``<float32>[batch]`` predicted next terms (scaled).
+    """
+    model = make_model(name, hidden_size(params))
+    return model.apply({"params": params}, jnp.asarray(x, jnp.float32))
+
+
+def attention_weights(params: Any, x: jax.Array) -> jax.Array:
+    """The attention model's weights α, read from the pooling module's sown values.
+
+    Args:
+      params: parameters of the attention model.
+      x: ``<float32>[batch, time, 1]`` windows.
+
+    Returns:
+      ``<float32>[batch, time]``, non-negative and summing to 1 over time.
+
+    >>> params = init_params("attention", jax.random.key(0))
+    >>> alpha = attention_weights(params, jnp.zeros((4, 20, 1)))
+    >>> alpha.shape, bool(jnp.allclose(alpha.sum(-1), 1.0))
+    ((4, 20), True)
+    """
+    model = make_model("attention", hidden_size(params))
+    _, state = model.apply(
+        {"params": params}, jnp.asarray(x, jnp.float32), mutable=["intermediates"]
+    )
+    (alpha,) = state["intermediates"]["pooling"]["alpha"]
+    return alpha

@@ -1,0 +1,64 @@
+"""A one-line progress display on the terminal while programs compile and train."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Shows the current phase, its elapsed time and the epoch reached.
+
+    On a terminal the line is redrawn a few times a second; elsewhere (a log file, CI) each phase
+    is printed once, so logs stay short.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self._text = ""
+        self._detail = ""
+        self._start = time.perf_counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            self._thread = threading.Thread(target=self._redraw_loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._write("\r\033[K")
+
+    def phase(self, text: str, epochs: int | None = None) -> None:
+        """Starts a phase (``"compiling vanilla"``); ``epochs`` enables the epoch counter."""
+        with self._lock:
+            self._text, self._detail = text, ""
+            self._epochs = epochs
+            self._start = time.perf_counter()
+        if not self.live:
+            self._write(f"{text} ...\n")
+
+    def epoch(self, index: object) -> None:
+        """Host callback from the training loop: ``index`` is the 0-based epoch just finished."""
+        with self._lock:
+            if self._epochs:
+                self._detail = f"epoch {int(index) + 1}/{self._epochs}"
+
+    def _redraw_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            with self._lock:
+                elapsed = time.perf_counter() - self._start
+                line = f"{self._text} {self._detail} {elapsed:5.1f} s".replace("  ", " ")
+            self._write(f"\r\033[K{line}")
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()

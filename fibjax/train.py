@@ -1,0 +1,326 @@
+"""Training with the notebook's protocol, as one pure function of a PRNG key.
+
+:func:`make_train` builds ``train(key) -> FitResult``: ``lax.scan`` over epochs, a fresh
+permutation of the training windows each epoch, ``lax.scan`` over mini-batches with the Optax update
+inside. :func:`fit` runs it once under ``jax.jit``; :func:`fit_seeds` runs it for many seeds in one
+compiled call of ``jax.vmap(train)``, with the seed axis sharded over every local device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fibjax.data import FibonacciData
+from fibjax.models import MODEL_NAMES, make_model
+from fibjax.optim import OPTIMIZERS, make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained; validated when built. The defaults are the notebook's protocol.
+
+    Attributes:
+      model: ``"vanilla"`` or ``"attention"``.
+      hidden: hidden units of the ``SimpleRNN``.
+      epochs: passes over the training windows.
+      batch_size: windows per update; a last, smaller batch ends each epoch when it does not
+        divide the training set, as in Keras.
+      learning_rate: the optimizer's step size.
+      optimizer: a name from :data:`fibjax.optim.OPTIMIZERS`.
+      shuffle: a fresh permutation of the training windows each epoch (Keras's ``fit`` default).
+      unroll: time steps unrolled per iteration of the RNN's scan; changes speed, not results
+        beyond float32 rounding.
+      record_step_losses: also return the loss of every update (memory grows with steps).
+    """
+
+    model: str
+    hidden: int = 2
+    epochs: int = 30
+    batch_size: int = 1
+    learning_rate: float = 1e-3
+    optimizer: str = "keras_adam"
+    shuffle: bool = True
+    unroll: int = 1
+    record_step_losses: bool = False
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model={self.model!r} is unknown; choose one of {MODEL_NAMES}")
+        if self.optimizer not in OPTIMIZERS:
+            known = tuple(sorted(OPTIMIZERS))
+            raise ValueError(f"optimizer={self.optimizer!r} is unknown; choose one of {known}")
+        for name in ("hidden", "epochs", "batch_size", "unroll"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+            raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
+        if lr <= 0:
+            raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
+        for name in ("shuffle", "record_step_losses"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+
+
+@flax.struct.dataclass
+class FitResult:
+    """What one training run gives. Under :func:`fit_seeds` every field has a leading seed axis.
+
+    Attributes:
+      params: the trained parameters.
+      epoch_losses: ``<float32>[epochs]`` mean training loss of each epoch, as Keras logs it.
+      train_mse: ``<float32>[]`` MSE on the training windows after training (Keras's
+        ``evaluate``).
+      test_mse: ``<float32>[]`` MSE on the test windows after training.
+      diverged_epoch: ``<int32>[]`` the first epoch (counting from 1) after which the loss or a
+        parameter was not finite; 0 when training stayed finite.
+      step_losses: ``<float32>[epochs, steps]`` the loss of every update, or ``None`` unless
+        ``record_step_losses`` was set.
+    """
+
+    params: Any
+    epoch_losses: jax.Array
+    train_mse: jax.Array
+    test_mse: jax.Array
+    diverged_epoch: jax.Array
+    step_losses: jax.Array | None = None
+
+
+MAX_SEED = 2**32 - 1  # jax.random.key folds larger seeds onto smaller ones without x64
+
+
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """Validates a list of seeds: non-empty, distinct integers in ``[0, 2**32)``.
+
+    >>> check_seeds([0, 1, 2])
+    (0, 1, 2)
+    """
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
+            raise ValueError(f"seed {s!r} must be an integer from 0 to {MAX_SEED}")
+    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicated:
+        raise ValueError(f"seeds must be distinct; repeated: {duplicated}")
+    return tuple(int(s) for s in seeds)
+
+
+def seed_keys(seeds: Sequence[int]) -> jax.Array:
+    """One PRNG key per seed: seed ``s`` means ``jax.random.key(s)``; ``key<fry>[n_seeds]``."""
+    return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+
+
+def _mse(model, params, x, y):
+    return jnp.mean(jnp.square(model.apply({"params": params}, x) - y))
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def _first_failure(finite: jax.Array) -> jax.Array:
+    """1-based index of the first False in ``<bool>[epochs]``, or 0 when all are True."""
+    failed = ~finite
+    return jnp.where(jnp.any(failed), jnp.argmax(failed) + 1, 0).astype(jnp.int32)
+
+
+def make_train(
+    config: TrainConfig,
+    data: FibonacciData,
+    *,
+    on_epoch: Callable[[jax.Array], None] | None = None,
+) -> Callable[..., FitResult]:
+    """Builds ``train(key, params=None) -> FitResult``, the whole training of one seed.
+
+    ``key`` is split into one key for the initial weights and one for the data order, so two
+    models trained under the same key see the same sequence of training windows. With
+    ``params`` given, training starts from them instead (the first key goes unused).
+
+    Args:
+      config: the training protocol.
+      data: the windows; cast to float32 here.
+      on_epoch: called on the host with the 0-based epoch index after each epoch (for a
+        progress display); ``None`` keeps the function free of host callbacks.
+
+    Returns:
+      A pure function of a key (and optional parameters), to be jitted or vmapped.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> train = make_train(TrainConfig("vanilla", epochs=2), fibonacci_windows(n_terms=60))
+    >>> result = jax.jit(train)(jax.random.key(0))
+    >>> result.epoch_losses.shape
+    (2,)
+    """
+    model = make_model(config.model, config.hidden, config.unroll)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    train_x = jnp.asarray(data.train_x, jnp.float32)
+    train_y = jnp.asarray(data.train_y, jnp.float32)
+    test_x = jnp.asarray(data.test_x, jnp.float32)
+    test_y = jnp.asarray(data.test_y, jnp.float32)
+    n_train, batch = train_x.shape[0], config.batch_size
+    n_full, remainder = divmod(n_train, batch)
+
+    def update(carry, indices):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(_mse, argnums=1)(
+            model, params, train_x[indices], train_y[indices]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch_order(order_key, epoch):
+        if not config.shuffle:
+            return jnp.arange(n_train)
+        return jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
+
+    def run_epoch(order_key, carry, epoch):
+        order = epoch_order(order_key, epoch)
+        batches = order[: n_full * batch].reshape(n_full, batch)
+        carry, losses = jax.lax.scan(update, carry, batches)
+        total = jnp.sum(losses) * batch
+        if remainder:
+            carry, last = update(carry, order[n_full * batch :])
+            losses = jnp.append(losses, last)
+            total = total + last * remainder
+        # Keras logs the mean of batch losses weighted by batch size.
+        epoch_loss = total / n_train
+        finite = jnp.isfinite(epoch_loss) & _all_finite(carry[0])
+        if on_epoch is not None:
+            jax.debug.callback(on_epoch, epoch)
+        step_losses = losses if config.record_step_losses else None
+        return carry, (epoch_loss, finite, step_losses)
+
+    def train(key: jax.Array, params: Any = None) -> FitResult:
+        init_key, order_key = jax.random.split(key)
+        if params is None:
+            params = model.init(init_key, train_x[:1])["params"]
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+        carry = (params, optimizer.init(params))
+        epochs = jnp.arange(config.epochs)
+        (params, _), (losses, finite, steps) = jax.lax.scan(
+            lambda c, e: run_epoch(order_key, c, e), carry, epochs
+        )
+        return FitResult(
+            params=params,
+            epoch_losses=losses,
+            train_mse=_mse(model, params, train_x, train_y),
+            test_mse=_mse(model, params, test_x, test_y),
+            diverged_epoch=_first_failure(finite),
+            step_losses=steps,
+        )
+
+    return train
+
+
+def fit(
+    config: TrainConfig,
+    data: FibonacciData,
+    *,
+    key: jax.Array,
+    params: Any = None,
+    on_epoch: Callable[[jax.Array], None] | None = None,
+) -> FitResult:
+    """Trains one model under one key, as one jitted call.
+
+    Args:
+      config: the training protocol.
+      data: the windows.
+      key: a ``jax.random.key``; see :func:`make_train` for how it is used.
+      params: optional starting weights (for example from
+        :func:`fibjax.keras_compat.from_keras_weights`); otherwise initialised from ``key``.
+      on_epoch: optional host callback after each epoch (see :func:`make_train`).
+
+    Returns:
+      The :class:`FitResult` of the run.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> config = TrainConfig("attention", epochs=1)
+    >>> result = fit(config, fibonacci_windows(n_terms=60), key=jax.random.key(0))
+    >>> result.test_mse.shape
+    ()
+    """
+    return jax.jit(make_train(config, data, on_epoch=on_epoch))(key, params)
+
+
+def compile_seeds(
+    config: TrainConfig,
+    data: FibonacciData,
+    seeds: Sequence[int],
+    *,
+    on_epoch: Callable[[jax.Array], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> Callable[[], FitResult]:
+    """Compiles the training of every seed as one call; returns the function that runs it.
+
+    The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (all local devices by default)
+    on a one-dimensional mesh. The seed count is padded to a multiple of the device count with
+    copies of the last seed, whose results are dropped.
+
+    Args:
+      config: the training protocol.
+      data: the windows.
+      seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
+      on_epoch: optional host callback after each epoch (see :func:`make_train`).
+      devices: the devices to shard over.
+
+    Returns:
+      ``run() -> FitResult``, with a leading seed axis on every field, in the order of ``seeds``.
+    """
+    seeds = check_seeds(seeds)
+    devices = list(devices if devices is not None else jax.local_devices())
+    padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
+    mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+    keys = jax.device_put(seed_keys(padded), sharding)
+    train = jax.vmap(make_train(config, data, on_epoch=on_epoch))
+    compiled = jax.jit(train, in_shardings=sharding, out_shardings=sharding).lower(keys).compile()
+
+    def run() -> FitResult:
+        result = compiled(keys)
+        return jax.tree.map(lambda leaf: leaf[: len(seeds)], result)
+
+    return run
+
+
+def fit_seeds(
+    config: TrainConfig,
+    data: FibonacciData,
+    seeds: Sequence[int],
+    *,
+    on_epoch: Callable[[jax.Array], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> FitResult:
+    """Trains one model under every seed in one compiled, vmapped and sharded call.
+
+    Each seed's result equals what :func:`fit` gives for ``jax.random.key(seed)`` (to float32
+    rounding), and two models trained under the same seed see the same order of windows.
+
+    Args:
+      config: the training protocol.
+      data: the windows.
+      seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
+      on_epoch: optional host callback after each epoch.
+      devices: the devices to shard over (all local devices by default).
+
+    Returns:
+      A :class:`FitResult` whose fields have a leading ``[n_seeds]`` axis.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> result = fit_seeds(TrainConfig("vanilla", epochs=2), fibonacci_windows(n_terms=60), [0, 1])
+    >>> result.epoch_losses.shape, result.test_mse.shape
+    ((2, 2), (2,))
+    """
+    return compile_seeds(config, data, seeds, on_epoch=on_epoch, devices=devices)()

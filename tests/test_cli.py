@@ -1,0 +1,54 @@
+"""The command line, driven through a subprocess where the exit code and the message matter."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300):
+    env = dict(os.environ, FIBJAX_CACHE_DIR="off", **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "fibjax", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_train_prints_what_the_notebook_prints():
+    out = run_cli(
+        "train", "--model", "attention", "--seed", "0", "--epochs", "2", "--n-terms", "80"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "33 parameters" in out.stdout
+    assert "Epoch 2/2 - loss:" in out.stdout
+    assert "Train set MSE = " in out.stdout
+    assert "Test set MSE = " in out.stdout
+    assert "compiling attention" in out.stderr  # the progress display, not a tty here
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "0"], "epochs=0 must be an integer >= 1"),
+        (["--model", "gru"], "model='gru' is unknown"),
+        (["--window", "x"], "--window: invalid int value"),
+        (["--learning-rate", "nan"], "learning_rate=nan"),
+        (["--seed", "-3"], "seed -3"),
+        (["--scaling", "zscore"], "scaling='zscore'"),
+        (["--n-terms", "5000"], "n_terms=5000"),
+        (["--optimizer", "lion"], "optimizer='lion'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(args, message):
+    out = run_cli("train", *args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
