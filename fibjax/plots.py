@@ -6,7 +6,8 @@ touched and nothing needs closing. Each PNG is written to a temporary file in th
 moved onto ``path`` with :func:`os.replace`, so a killed run never leaves a half-written image.
 
 Non-finite values (diverged seeds) are left out of every statistic, and so are values that a log
-axis cannot show (zero or negative); the figures say how many were left out.
+axis cannot show (zero or negative, and losses or MSEs of ``LOG_AXIS_MAX`` or more); the figures
+say how many were left out.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def learning_curves(
             median,
             color=colour,
             linewidth=2,
-            label=f"{_label(name)} (median of {n_seeds} seeds{note})",
+            label=f"{name}: median of {n_seeds} seeds{note}",
         )
         if geometric_mean:
             ax.plot(epochs, gmean, color=colour, linewidth=1, linestyle="--")
@@ -194,9 +195,11 @@ def learning_curves(
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss, MSE (scaled units², log scale)")
     ax.set_title("Training loss by epoch over seeds")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize="small", frameon=False
+    )
     return _save(fig, path)
 
 
@@ -223,11 +226,10 @@ def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> P
 
     fig = _new_figure()
     ax = fig.add_subplot()
-    notes = []
+    subtitle = []
     if len(names) >= 2:
         n = min(mses[0].size, mses[1].size)
-        both = valids[0][:n] & valids[1][:n]
-        idx = np.flatnonzero(both)
+        idx = np.flatnonzero(valids[0][:n] & valids[1][:n])
         if idx.size:
             segments = np.stack(
                 [
@@ -240,16 +242,18 @@ def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> P
                 LineCollection(segments, colors=PAIR_COLOUR, linewidths=0.5, alpha=0.35, zorder=1)
             )
             lower = int((mses[1][idx] < mses[0][idx]).sum())
-            notes.append(f"{names[1]} lower in {lower} of {idx.size} paired seeds")
-        ax.plot([], [], color=PAIR_COLOUR, linewidth=0.8, label="same seed")
+            subtitle.append(f"{names[1]} lower in {lower} of {idx.size} paired seeds")
+        ax.plot([], [], color=PAIR_COLOUR, linewidth=0.8, label="same seed, both models")
 
+    left_out = []
+    tick_labels = []
     any_data = False
     for i, (name, mse, valid) in enumerate(zip(names, mses, valids, strict=True)):
         colour = model_colour(name, i)
         kept = mse[valid]
-        left_out = mse.size - kept.size
-        if left_out:
-            notes.append(f"{name}: {left_out} of {mse.size} not finite, ≤ 0 or ≥ 1e100 left out")
+        tick_labels.append(f"{name}\n({kept.size} seeds)")
+        if kept.size < mse.size:
+            left_out.append(f"{name} {mse.size - kept.size} of {mse.size}")
         if kept.size == 0:
             ax.text(
                 i,
@@ -276,38 +280,36 @@ def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> P
             zorder=2,
         )
         ax.scatter(
-            i + jitter[i][valid],
-            kept,
-            s=10,
-            color=colour,
-            alpha=0.6,
-            linewidths=0,
-            zorder=3,
-            label=f"{_label(name)} ({kept.size} seeds)",
+            i + jitter[i][valid], kept, s=10, color=colour, alpha=0.6, linewidths=0, zorder=3
         )
         med = float(np.median(kept))
         ax.hlines(med, i - 0.3, i + 0.3, color="black", linewidth=2, zorder=4)
         ax.annotate(
-            f"median\n{med:.3g}",
+            f"median\n{med:.2e}",
             (i + 0.31, med),
             xytext=(3, 0),
             textcoords="offset points",
             va="center",
             fontsize="small",
         )
-    ax.plot([], [], color="black", linewidth=2, label="median")
+    ax.scatter([], [], s=10, color="0.4", linewidths=0, label="one seed")
+    ax.plot([], [], color="black", linewidth=2, label="median of seeds")
+    if left_out:
+        subtitle.append("left out as diverged: " + ", ".join(left_out))
 
     if any_data:
         ax.set_yscale("log")
         ax.set_ylabel("test MSE (scaled units², log scale)")
     else:
         ax.set_ylabel("test MSE (scaled units²)")
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), tick_labels)
     ax.set_xlim(-0.6, len(names) - 0.4 + 0.25)
     ax.set_xlabel("model (box: quartiles, whiskers: 2.5–97.5 % of seeds)")
-    ax.set_title("Test MSE over seeds" + ("\n" + "; ".join(notes) if notes else ""))
+    ax.set_title("\n".join(["Test MSE over seeds", *subtitle]), fontsize="medium")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3, fontsize="small", frameon=False
+    )
     return _save(fig, path)
 
 
@@ -350,14 +352,14 @@ def attention_by_step(alpha: np.ndarray, path: Path | str) -> Path:
         linewidth=2,
         marker="o",
         markersize=4,
-        label=f"median over {n_seeds - n_left_out} seeds",
+        label=f"median over {_seeds(n_seeds - n_left_out)}",
     )
     ax.axhline(1 / time, color="0.3", linestyle="--", linewidth=1, label=f"uniform, 1/{time}")
     ax.set_xlabel("time step in window (1 = oldest)")
     ax.set_ylabel(f"attention weight α (mean over {n_windows} test windows)")
-    note = f"; {n_left_out} diverged seeds left out" if n_left_out else ""
+    note = f"\n{_seeds(n_left_out)} left out as diverged" if n_left_out else ""
     ax.set_title(f"Where the attention model looks in the window{note}")
-    ax.set_xticks(steps if time <= 25 else MaxNLocator(integer=True).tick_values(1, time))
+    ax.set_xticks(_step_ticks(time))
     ax.set_xlim(0.5, time + 0.5)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
@@ -370,9 +372,9 @@ def attention_heatmap(
 ) -> Path:
     """Attention weights of one trained model on every test window, rows ordered by position.
 
-    Rows are the test windows sorted by the position of their target in the sequence (positions
-    not in the test set are skipped, so rows are evenly spaced); the y tick labels give the
-    positions. Non-finite weights are drawn grey.
+    Rows are the test windows sorted by the position of their target in the sequence. Positions
+    not in the test set are skipped, so rows are evenly spaced and each y tick, a round position,
+    sits between the rows of the test positions around it. Non-finite weights are drawn grey.
 
     Args:
       alpha: ``<float>[n_windows, time]`` the weights of one seed's model on each test window.
@@ -403,40 +405,44 @@ def attention_heatmap(
         image,
         aspect="auto",
         origin="lower",
-        interpolation="nearest",
         cmap=cmap,
         vmin=0.0,
         vmax=vmax,
         extent=(0.5, time + 0.5, -0.5, n_windows - 0.5),
     )
     cbar = fig.colorbar(im, ax=ax)
-    cbar.set_label("attention weight α")
     if 0 < 1 / time < vmax:
-        cbar.ax.axhline(1 / time, color="white", linestyle="--", linewidth=1)
-        cbar.ax.annotate(
-            "uniform",
-            (1.0, 1 / time),
-            xycoords=("axes fraction", "data"),
-            xytext=(-2, 2),
-            textcoords="offset points",
-            ha="right",
-            va="bottom",
-            color="white",
-            fontsize="x-small",
-        )
+        cbar.ax.axhline(1 / time, color="white", linestyle="--", linewidth=1.5)
+        cbar.set_label(f"attention weight α (dashed: uniform, 1/{time})")
+    else:
+        cbar.set_label("attention weight α")
 
     if n_windows:
-        rows = MaxNLocator(nbins=8, integer=True).tick_values(0, n_windows - 1)
-        rows = rows[(rows >= 0) & (rows <= n_windows - 1)].astype(int)
+        # Rows are evenly spaced but positions are not: tick round positions at the height
+        # interpolated between the rows of the neighbouring test positions.
+        first, last = float(sorted_pos[0]), float(sorted_pos[-1])
+        ticks = MaxNLocator(nbins=8, integer=True).tick_values(first, last)
+        ticks = ticks[(ticks >= first) & (ticks <= last)]
+        rows = np.interp(ticks, sorted_pos.astype(np.float64), np.arange(n_windows))
         ax.yaxis.set_major_locator(FixedLocator(rows))
-        ax.set_yticklabels([str(int(sorted_pos[r])) for r in rows])
-    ax.set_xticks(
-        np.arange(1, time + 1) if time <= 25 else MaxNLocator(integer=True).tick_values(1, time)
-    )
+        ax.set_yticklabels([f"{t:.0f}" for t in ticks])
+    ax.set_xticks(_step_ticks(time))
     ax.set_xlabel("time step in window (1 = oldest)")
     ax.set_ylabel(f"position of target term in sequence\n({n_windows} test windows, sorted)")
     ax.set_title(f"Attention weights on each test window{title_suffix}")
     return _save(fig, path)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _step_ticks(time: int) -> np.ndarray:
+    """Ticks of the time-step axis: every step up to 25 steps, else round ones within 1..time."""
+    if time <= 25:
+        return np.arange(1, time + 1)
+    ticks = MaxNLocator(integer=True).tick_values(1, time)
+    return ticks[(ticks >= 1) & (ticks <= time)]
 
 
 def _fibonacci_panel_data(values: np.ndarray, to_fibonacci: Callable) -> np.ndarray:

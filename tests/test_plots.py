@@ -40,6 +40,7 @@ def fake_losses(rng: np.random.Generator) -> dict[str, np.ndarray]:
         out[name] = loss
     out["vanilla"][3] = np.nan  # a seed that diverged from the start
     out["attention"][5, 10:] = np.inf  # a seed that diverged part way
+    out["attention"][6, 20:] = 1e300  # finite but past what a log axis can tick
     return out
 
 
@@ -140,6 +141,29 @@ def test_predictions(tmp_path, rng):
     path = plots.predictions(positions, truth, predicted, to_fibonacci, tmp_path / "pred.png")
     assert path == tmp_path / "pred.png"
     check_png(path, tmp_path)
+
+
+def test_predictions_notebook_data(tmp_path, rng, notebook_data):
+    """Terms up to 1e250: the log panels must not overflow Matplotlib's log tick locator."""
+    truth = notebook_data.test_y
+    predicted = {
+        "vanilla": truth + rng.normal(0, 1e-3, size=truth.size),
+        "attention": truth * rng.lognormal(0, 0.05, size=truth.size),
+    }
+    path = plots.predictions(
+        notebook_data.test_index,
+        truth,
+        predicted,
+        notebook_data.to_fibonacci,
+        tmp_path / "pred.png",
+    )
+    check_png(path, tmp_path)
+
+
+def test_attention_heatmap_rejects_mismatched_positions(tmp_path, rng):
+    with pytest.raises(ValueError, match="n_windows"):
+        plots.attention_heatmap(fake_alpha(rng, 5, TIME), np.arange(4), tmp_path / "x.png")
+    assert not list(tmp_path.iterdir())
 
 
 def test_predictions_zero_truth(tmp_path):
