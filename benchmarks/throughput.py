@@ -140,8 +140,10 @@ def main() -> int:
                 row["seed_epochs_per_s"] / baselines[model]["seed_epochs_per_s"]
             )
             rows.append(row)
-            print(f"{model} {n_seeds} seeds: {row['seed_epochs_per_s']:,.0f} seed-epochs/s",
-                  file=sys.stderr)
+            print(
+                f"{model} {n_seeds} seeds: {row['seed_epochs_per_s']:,.0f} seed-epochs/s",
+                file=sys.stderr,
+            )
     record = {
         "machine": machine_name(args.machine),
         "platform": platform.platform(),

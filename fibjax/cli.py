@@ -77,7 +77,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(train)
     add_runtime_options(train)
     train.set_defaults(handler=_run_train)
+
+    compare = commands.add_parser(
+        "compare", help="the main experiment: both models under many seeds, with a report"
+    )
+    add_compare_options(compare)
+    compare.set_defaults(handler=run_compare)
+
+    report = commands.add_parser("report", help="rebuild a finished comparison's report")
+    report.add_argument("dir", type=Path, help="the comparison's output folder")
+    report.set_defaults(handler=_run_report)
     return parser
+
+
+def add_compare_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``fibjax compare`` and ``experiments/compare_attention.py``."""
+    group = parser.add_argument_group("comparison")
+    seeds = group.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=64, help="seeds 0..N-1 (64)")
+    seeds.add_argument("--seed-list", default=None, help="comma-separated seeds, e.g. 3,7,11")
+    group.add_argument("--alpha", type=float, default=0.05, help="level of the primary test")
+    group.add_argument(
+        "--aa", action="store_true", help="A/A: one model against itself on disjoint seeds"
+    )
+    group.add_argument("--aa-model", default="vanilla", help="the model of the A/A mode")
+    group.add_argument(
+        "--out", type=Path, default=None, help="output folder (default results/<timestamp>)"
+    )
+    group.add_argument(
+        "--resume", type=Path, default=None, help="continue an interrupted comparison's folder"
+    )
+    add_data_options(parser)
+    add_training_options(parser)
+    add_runtime_options(parser)
 
 
 def data_config_from(args: argparse.Namespace):
@@ -157,6 +189,152 @@ def _print_fit(config, seed: int, result, n_params: int, seconds: float) -> None
     print(f"Train set MSE = {float(result.train_mse):.6e}")
     print(f"Test set MSE = {float(result.test_mse):.6e}")
     print(f"({config.epochs} epochs in {seconds:.2f} s)")
+
+
+def _seed_list(args: argparse.Namespace) -> tuple[int, ...]:
+    if args.seed_list is None:
+        if args.seeds < 1:
+            raise UsageError(f"--seeds={args.seeds} must be an integer >= 1")
+        return tuple(range(args.seeds))
+    try:
+        return tuple(int(part) for part in args.seed_list.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--seed-list={args.seed_list!r} must be comma-separated integers"
+        ) from None
+
+
+def compare_config_from(args: argparse.Namespace):
+    """The validated :class:`fibjax.compare.CompareConfig` of the command line."""
+    from fibjax.compare import CompareConfig
+
+    try:
+        train = train_config_from(args, "vanilla")
+        return CompareConfig(
+            seeds=_seed_list(args),
+            data=data_config_from(args),
+            hidden=train.hidden,
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            learning_rate=train.learning_rate,
+            optimizer=train.optimizer,
+            alpha=args.alpha,
+            aa=args.aa,
+            aa_model=args.aa_model,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def environment_record(argv: Sequence[str] | None) -> dict[str, object]:
+    """Package versions, device and command line, for the run's record."""
+    import platform
+    from importlib import metadata
+
+    from fibjax import runtime
+
+    versions = {"python": platform.python_version()}
+    for package in (
+        "fibjax",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "matplotlib",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "versions": versions,
+        "device": runtime.device_description(),
+        "platform": platform.platform(),
+        "command": ["fibjax", *(sys.argv[1:] if argv is None else argv)],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """``fibjax compare``: trains both arms, saving each, then writes the report."""
+    from fibjax import compare, storage
+
+    if args.resume is not None:
+        out_dir = args.resume
+        try:
+            compare.load_run(out_dir)
+        except storage.ResultFileError as error:
+            raise UsageError(f"--resume: {error}") from None
+    else:
+        config = compare_config_from(args)
+        out_dir = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    configure_runtime(args)
+    if args.resume is None:
+        try:
+            compare.prepare_out_dir(out_dir, config, environment_record(argv))
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    return _train_and_report(out_dir)
+
+
+def _train_and_report(out_dir: Path) -> int:
+    from fibjax import compare, report, storage
+    from fibjax.progress import Progress
+
+    saved: list[str] = []
+    with Progress() as progress:
+        try:
+            arms = compare.run_comparison(out_dir, progress=progress, on_saved=saved.append)
+        except KeyboardInterrupt:
+            progress.close()
+            what = ", ".join(saved) if saved else "nothing yet"
+            print(
+                f"fibjax: interrupted; saved in {out_dir}: {what}."
+                f" Continue with: fibjax compare --resume {out_dir}",
+                file=sys.stderr,
+            )
+            return 130
+        except storage.ResultFileError as error:
+            raise UsageError(str(error)) from None
+        progress.phase("writing the report")
+        report.write_tables(out_dir, arms)
+        summary = report.build_report(out_dir)
+    print(summary_table(summary))
+    print(f"\nReport: {Path(out_dir) / 'report.md'}")
+    return 0
+
+
+def summary_table(summary: dict) -> str:
+    """A short terminal table of the comparison, then its verdict."""
+    stats = summary["statistics"]
+    lines = [
+        f"{'model':<14} {'seeds':>5} {'diverged':>8} {'geo-mean test MSE':>18}"
+        f" {'median log10 MSE':>17}"
+    ]
+    for key in ("a", "b"):
+        label, s = stats["names"][key], stats["summary"][key]
+        arm = summary["arms"][label]
+        geo = "-" if s["geometric_mean_mse"] is None else f"{s['geometric_mean_mse']:.3e}"
+        med = "-" if s["median"] is None else f"{s['median']:.3f}"
+        lines.append(f"{label:<14} {arm['n_seeds']:>5} {arm['n_diverged']:>8} {geo:>18} {med:>17}")
+    return "\n".join(lines) + "\n\n" + summary["verdict"]
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from fibjax import report, storage
+
+    if not args.dir.is_dir():
+        raise UsageError(f"{args.dir}: no such folder")
+    try:
+        summary = report.build_report(args.dir)
+    except storage.ResultFileError as error:
+        raise UsageError(str(error)) from None
+    print(summary_table(summary))
+    print(f"\nReport: {args.dir / 'report.md'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

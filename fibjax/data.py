@@ -200,3 +200,45 @@ def windows_from_config(config: DataConfig) -> FibonacciData:
         train_index=target_index[train],
         test_index=target_index[test],
     )
+
+
+# Targets below float32's resolution at 1 (its machine epsilon) are indistinguishable from zero
+# next to the largest scaled term: under min-max scaling, only the last few dozen carry signal.
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)
+
+
+def describe(data: FibonacciData, test_predictions: np.ndarray | None = None) -> dict[str, object]:
+    """What the MSE measures on this data: which windows carry signal, and how much each counts.
+
+    Args:
+      data: the windows.
+      test_predictions: optional ``<float>[n_test]`` predictions of a trained model (scaled), to
+        split its test MSE over the windows.
+
+    Returns:
+      A dict with the window counts per split, the counts of targets above float32 resolution
+      (``FLOAT32_RESOLUTION``) per split, and, given predictions, ``test_mse_share``
+      ``<float64>[n_test]`` (each window's share of the test MSE, summing to 1) and the share of
+      the windows above resolution.
+
+    >>> info = describe(fibonacci_windows())
+    >>> info["train_above_resolution"], info["test_above_resolution"]
+    (26, 8)
+    """
+    train_signal = data.train_y > FLOAT32_RESOLUTION
+    test_signal = data.test_y > FLOAT32_RESOLUTION
+    info: dict[str, object] = {
+        "scaling": data.config.scaling,
+        "resolution": FLOAT32_RESOLUTION,
+        "n_train": int(data.train_y.size),
+        "n_test": int(data.test_y.size),
+        "train_above_resolution": int(train_signal.sum()),
+        "test_above_resolution": int(test_signal.sum()),
+    }
+    if test_predictions is not None:
+        errors = np.square(np.asarray(test_predictions, np.float64) - data.test_y)
+        total = errors.sum()
+        share = errors / total if total > 0 else np.full_like(errors, 1 / errors.size)
+        info["test_mse_share"] = share
+        info["test_mse_share_above_resolution"] = float(share[test_signal].sum())
+    return info

@@ -405,6 +405,7 @@ def attention_heatmap(
         image,
         aspect="auto",
         origin="lower",
+        interpolation="nearest",
         cmap=cmap,
         vmin=0.0,
         vmax=vmax,

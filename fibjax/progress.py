@@ -20,6 +20,7 @@ class Progress:
         self.live = self.stream.isatty() if live is None else live
         self._text = ""
         self._detail = ""
+        self._epochs: int | None = None
         self._start = time.perf_counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -32,6 +33,12 @@ class Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops redrawing and clears the line."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

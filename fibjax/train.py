@@ -337,9 +337,7 @@ def compile_seeds(
         results = jax.lax.map(train, chunks)
         return jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), results)
 
-    sharded = jax.shard_map(
-        train_local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False
-    )
+    sharded = jax.shard_map(train_local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
     compiled = jax.jit(sharded).lower(keys).compile()
     return CompiledSeeds(compiled=compiled, keys=keys, n_seeds=len(seeds))
 

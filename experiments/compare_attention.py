@@ -1,0 +1,15 @@
+"""Does attention help? Both models under many seeds, compared statistically, with a report.
+
+The same as ``fibjax compare``; run ``python experiments/compare_attention.py --help`` for options.
+With its defaults: 64 paired seeds, the notebook's protocol, the report in ``results/<timestamp>/``.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fibjax.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["compare", *sys.argv[1:]]))

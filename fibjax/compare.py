@@ -1,0 +1,257 @@
+"""The main experiment: both models trained under the same seeds, saved as each one finishes.
+
+A comparison has two arms. Normally they are the attention and the vanilla model under the same
+seeds (paired: same initial recurrent weights and same order of windows for a seed). In A/A mode
+both arms are one model on disjoint seeds, to show the statistics find no difference that is not
+there. Each arm is saved to ``arm_<label>.npz`` as soon as it finishes, so an interrupted run
+resumes without training it again; :func:`fibjax.report.build_report` then writes the tables,
+figures and report from the saved files alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from fibjax import storage
+from fibjax.data import DataConfig, FibonacciData, windows_from_config
+from fibjax.models import MODEL_NAMES, attention_weights, predict
+from fibjax.train import TrainConfig, check_seeds, compile_seeds
+
+RUN_FILE = "run.json"
+RUN_FORMAT = "fibjax-comparison/1"
+ARM_ARRAYS = ("seeds", "test_mse", "train_mse", "epoch_losses", "diverged_epoch", "test_pred")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """A comparison's full specification; validated when built.
+
+    Attributes:
+      seeds: the seeds of the paired design (in A/A mode, of the first arm).
+      data: the data set.
+      hidden, epochs, batch_size, learning_rate, optimizer: the training protocol of both arms.
+      alpha: significance level of the primary test.
+      aa: A/A mode: ``aa_model`` against itself, the second arm on the next ``len(seeds)``
+        seeds after the largest seed.
+      aa_model: the model of both arms in A/A mode.
+      stats_seed: seed of every resampling in the statistics.
+    """
+
+    seeds: tuple[int, ...] = tuple(range(64))
+    data: DataConfig = DataConfig()
+    hidden: int = 2
+    epochs: int = 30
+    batch_size: int = 1
+    learning_rate: float = 1e-3
+    optimizer: str = "keras_adam"
+    alpha: float = 0.05
+    aa: bool = False
+    aa_model: str = "vanilla"
+    stats_seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", check_seeds(self.seeds))
+        self.train_config("vanilla")  # validates the protocol
+        if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
+            raise ValueError(f"alpha={self.alpha!r} must be a number strictly between 0 and 1")
+        if self.aa_model not in MODEL_NAMES:
+            raise ValueError(f"aa_model={self.aa_model!r} is unknown; choose one of {MODEL_NAMES}")
+        if self.aa:
+            check_seeds(self.seeds + self.aa_second_seeds())
+
+    def train_config(self, model: str) -> TrainConfig:
+        """The :class:`TrainConfig` of one model under this protocol."""
+        return TrainConfig(
+            model=model,
+            hidden=self.hidden,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            optimizer=self.optimizer,
+        )
+
+    def aa_second_seeds(self) -> tuple[int, ...]:
+        """The A/A mode's second arm: as many seeds again, after the largest."""
+        start = max(self.seeds) + 1
+        return tuple(range(start, start + len(self.seeds)))
+
+    def arms(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """``(label, model, seeds)`` of each arm; the first is the candidate, the second the base."""
+        if self.aa:
+            model = self.aa_model
+            return [
+                (f"{model}-A", model, self.seeds),
+                (f"{model}-B", model, self.aa_second_seeds()),
+            ]
+        return [("attention", "attention", self.seeds), ("vanilla", "vanilla", self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record from which :func:`config_from_dict` rebuilds this config."""
+        record = dataclasses.asdict(self)
+        record["seeds"] = list(self.seeds)
+        return record
+
+
+def config_from_dict(record: dict[str, Any]) -> CompareConfig:
+    """Rebuilds a :class:`CompareConfig` from :meth:`CompareConfig.to_dict` (validated again)."""
+    try:
+        fields = dict(record)
+        fields["data"] = DataConfig(**fields["data"])
+        fields["seeds"] = tuple(fields["seeds"])
+        return CompareConfig(**fields)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"not a fibjax comparison configuration ({error})") from None
+
+
+def arm_path(out_dir: Path, label: str) -> Path:
+    return Path(out_dir) / f"arm_{label}.npz"
+
+
+def flatten_params(params: Any, prefix: str = "params") -> dict[str, np.ndarray]:
+    """``{"params/rnn/cell/kernel": array, ...}`` from a nested parameter tree."""
+    flat = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        names = "/".join(str(getattr(p, "key", p)) for p in path)
+        flat[f"{prefix}/{names}"] = np.asarray(leaf)
+    return flat
+
+
+def unflatten_params(arrays: dict[str, np.ndarray], prefix: str = "params") -> dict[str, Any]:
+    """The nested tree that :func:`flatten_params` flattened."""
+    tree: dict[str, Any] = {}
+    for name, array in arrays.items():
+        parts = name.split("/")
+        if parts[0] != prefix:
+            continue
+        node = tree
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = array
+    return tree
+
+
+def train_arm(
+    config: CompareConfig,
+    data: FibonacciData,
+    label: str,
+    model: str,
+    seeds: tuple[int, ...],
+    progress: Any = None,
+) -> dict[str, np.ndarray]:
+    """Trains one arm under all its seeds in one compiled call; returns what is saved of it."""
+    train_config = config.train_config(model)
+    on_epoch = progress.epoch if progress is not None else None
+    if progress is not None:
+        progress.phase(f"compiling {label} ({len(seeds)} seeds)")
+    start = time.perf_counter()
+    run = compile_seeds(train_config, data, seeds, on_epoch=on_epoch)
+    compile_s = time.perf_counter() - start
+    if progress is not None:
+        progress.phase(f"training {label} ({len(seeds)} seeds)", epochs=config.epochs)
+    start = time.perf_counter()
+    result = jax.block_until_ready(run())
+    train_s = time.perf_counter() - start
+    arrays = {
+        "seeds": np.asarray(seeds, np.int64),
+        "model": np.asarray(model),
+        "test_mse": np.asarray(result.test_mse),
+        "train_mse": np.asarray(result.train_mse),
+        "epoch_losses": np.asarray(result.epoch_losses),
+        "diverged_epoch": np.asarray(result.diverged_epoch),
+        "compile_s": np.asarray(compile_s),
+        "train_s": np.asarray(train_s),
+        **flatten_params(result.params),
+    }
+    arrays.update(_test_outputs(model, result.params, data))
+    return arrays
+
+
+def _test_outputs(model: str, params: Any, data: FibonacciData) -> dict[str, np.ndarray]:
+    """Each seed's test predictions and, for attention, its α on every test window."""
+    x = np.asarray(data.test_x, np.float32)
+    outputs = {"test_pred": np.asarray(jax.vmap(lambda p: predict(model, p, x))(params))}
+    if model == "attention":
+        outputs["test_alpha"] = np.asarray(jax.vmap(lambda p: attention_weights(p, x))(params))
+    return outputs
+
+
+def prepare_out_dir(out_dir: Path, config: CompareConfig, environment: dict[str, Any]) -> None:
+    """Creates ``out_dir`` for a new run, refusing a folder that holds anything already."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if (out_dir / RUN_FILE).exists():
+            raise ValueError(
+                f"--out {out_dir}: already holds a fibjax comparison; continue it with"
+                f" --resume {out_dir}, or choose another folder"
+            )
+        raise ValueError(f"--out {out_dir}: exists, is not empty and is not a fibjax result")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = {"format": RUN_FORMAT, "config": config.to_dict(), "environment": environment}
+        storage.write_json(out_dir / RUN_FILE, record)
+    except OSError as error:
+        raise ValueError(f"--out {out_dir}: cannot be written ({error.strerror})") from None
+
+
+def load_run(out_dir: Path) -> tuple[CompareConfig, dict[str, Any]]:
+    """The configuration and environment record of a run folder."""
+    path = Path(out_dir) / RUN_FILE
+    record = storage.read_json(path, required=("format", "config", "environment"))
+    if record["format"] != RUN_FORMAT:
+        raise storage.ResultFileError(f"{path}: format {record['format']!r} is not {RUN_FORMAT!r}")
+    try:
+        return config_from_dict(record["config"]), record["environment"]
+    except ValueError as error:
+        raise storage.ResultFileError(f"{path}: {error}") from None
+
+
+def load_arm(out_dir: Path, label: str, model: str, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """A saved arm, checked against the run's configuration."""
+    path = arm_path(out_dir, label)
+    arrays = storage.read_npz(path, required=ARM_ARRAYS)
+    if tuple(arrays["seeds"].tolist()) != tuple(seeds) or str(arrays.get("model")) != model:
+        raise storage.ResultFileError(f"{path}: its seeds or model differ from {RUN_FILE}")
+    n = len(seeds)
+    for name in ARM_ARRAYS:
+        if arrays[name].shape[:1] != (n,):
+            raise storage.ResultFileError(f"{path}: {name} has shape {arrays[name].shape}")
+    return arrays
+
+
+def run_comparison(
+    out_dir: Path,
+    *,
+    progress: Any = None,
+    on_saved: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Trains every arm of the run in ``out_dir`` that is not saved yet, saving each at once.
+
+    Args:
+      out_dir: a folder made by :func:`prepare_out_dir` (or an interrupted run's folder).
+      progress: a :class:`fibjax.progress.Progress`, or ``None``.
+      on_saved: called with each arm's label once it is saved.
+
+    Returns:
+      Every arm's arrays by label.
+    """
+    config, _ = load_run(out_dir)
+    data = windows_from_config(config.data)
+    arms = {}
+    for label, model, seeds in config.arms():
+        if arm_path(out_dir, label).exists():
+            arms[label] = load_arm(out_dir, label, model, seeds)
+            continue
+        arms[label] = train_arm(config, data, label, model, seeds, progress)
+        storage.write_npz(arm_path(out_dir, label), arms[label])
+        if on_saved is not None:
+            on_saved(label)
+    return arms

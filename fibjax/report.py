@@ -1,0 +1,455 @@
+"""The comparison's report: tables, statistics, figures and ``report.md``, from saved files alone.
+
+:func:`write_tables` turns the saved arms into ``results.csv`` and ``curves.npz``;
+:func:`build_report` reads those back (with the saved parameters' predictions and attention
+weights) and writes ``summary.json``, the figures and ``report.md``. ``fibjax report DIR`` runs
+:func:`build_report` alone, so it gives the same statistics as the run did.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fibjax import plots, storage
+from fibjax.compare import RUN_FORMAT, CompareConfig, load_arm, load_run
+from fibjax.data import FibonacciData, describe, windows_from_config
+from fibjax.stats import Comparison, StatsConfig, compare
+
+RESULTS_HEADER = (
+    "seed",
+    "model",
+    "train_mse",
+    "test_mse",
+    "final_loss",
+    "diverged",
+    "diverged_epoch",
+)
+FIGURES = {
+    "learning_curves": "learning_curves.png",
+    "test_mse": "test_mse.png",
+    "attention_by_step": "attention_by_step.png",
+    "attention_heatmap": "attention_heatmap.png",
+    "predictions": "predictions.png",
+}
+
+
+def write_tables(out_dir: Path, arms: dict[str, dict[str, Any]]) -> None:
+    """Writes ``results.csv`` (one row per seed and arm) and ``curves.npz`` (per-epoch losses)."""
+    rows, curves = [], {}
+    for label, arm in arms.items():
+        for i, seed in enumerate(arm["seeds"].tolist()):
+            losses = arm["epoch_losses"][i]
+            diverged_epoch = int(arm["diverged_epoch"][i])
+            rows.append(
+                [
+                    seed,
+                    label,
+                    repr(float(arm["train_mse"][i])),
+                    repr(float(arm["test_mse"][i])),
+                    repr(float(losses[-1])),
+                    "true" if diverged_epoch else "false",
+                    diverged_epoch,
+                ]
+            )
+        curves[f"{label}/epoch_losses"] = arm["epoch_losses"]
+        curves[f"{label}/seeds"] = arm["seeds"]
+    storage.write_csv(Path(out_dir) / "results.csv", RESULTS_HEADER, rows)
+    storage.write_npz(Path(out_dir) / "curves.npz", curves)
+
+
+def read_results(path: Path, config: CompareConfig) -> dict[str, dict[str, np.ndarray]]:
+    """``results.csv`` as arrays per arm, checked against the run's seeds and arms."""
+    rows = storage.read_csv(path, RESULTS_HEADER)
+    out = {}
+    for label, _, seeds in config.arms():
+        mine = [row for row in rows if row["model"] == label]
+        try:
+            table = {
+                "seeds": np.array([int(row["seed"]) for row in mine], np.int64),
+                "train_mse": np.array([float(row["train_mse"]) for row in mine]),
+                "test_mse": np.array([float(row["test_mse"]) for row in mine]),
+                "final_loss": np.array([float(row["final_loss"]) for row in mine]),
+                "diverged_epoch": np.array([int(row["diverged_epoch"]) for row in mine]),
+            }
+        except ValueError as error:
+            raise storage.ResultFileError(f"{path}: a value is not a number ({error})") from None
+        if tuple(table["seeds"].tolist()) != seeds:
+            raise storage.ResultFileError(
+                f"{path}: the rows of {label} do not hold the run's {len(seeds)} seeds in order"
+            )
+        if any(row["diverged"] not in ("true", "false") for row in mine):
+            raise storage.ResultFileError(f"{path}: diverged must be true or false")
+        out[label] = table
+    if len(rows) != sum(len(t["seeds"]) for t in out.values()):
+        raise storage.ResultFileError(f"{path}: holds rows of models that are not in the run")
+    return out
+
+
+def read_curves(path: Path, config: CompareConfig) -> dict[str, np.ndarray]:
+    """``curves.npz``: each arm's ``<float32>[n_seeds, epochs]`` losses, checked for shape."""
+    labels = [label for label, _, _ in config.arms()]
+    arrays = storage.read_npz(path, required=[f"{label}/epoch_losses" for label in labels])
+    curves = {}
+    for label, _, seeds in config.arms():
+        losses = arrays[f"{label}/epoch_losses"]
+        if losses.shape != (len(seeds), config.epochs):
+            raise storage.ResultFileError(f"{path}: {label} losses have shape {losses.shape}")
+        curves[label] = losses
+    return curves
+
+
+def stats_input(table: dict[str, np.ndarray]) -> np.ndarray:
+    """Test MSEs with diverged seeds as NaN, so the statistics leave them out."""
+    return np.where(table["diverged_epoch"] > 0, np.nan, table["test_mse"])
+
+
+def median_seed_index(test_mse: np.ndarray) -> int | None:
+    """Index of the seed with the median test MSE among finite ones (lower middle)."""
+    finite = np.flatnonzero(np.isfinite(test_mse))
+    if finite.size == 0:
+        return None
+    order = finite[np.argsort(test_mse[finite], kind="stable")]
+    return int(order[(order.size - 1) // 2])
+
+
+def build_report(out_dir: Path) -> dict[str, Any]:
+    """Writes ``summary.json``, the figures and ``report.md`` from the saved files of a run.
+
+    Args:
+      out_dir: a finished run's folder (``run.json``, ``results.csv``, ``curves.npz`` and
+        ``arm_*.npz``).
+
+    Returns:
+      The summary written to ``summary.json``.
+
+    Raises:
+      fibjax.storage.ResultFileError: a file is missing, truncated or not fibjax's.
+    """
+    out_dir = Path(out_dir)
+    config, environment = load_run(out_dir)
+    tables = read_results(out_dir / "results.csv", config)
+    curves = read_curves(out_dir / "curves.npz", config)
+    arms = {label: load_arm(out_dir, label, m, s) for label, m, s in config.arms()}
+    data = windows_from_config(config.data)
+    labels = [label for label, _, _ in config.arms()]
+    comparison = compare(
+        stats_input(tables[labels[0]]),
+        stats_input(tables[labels[1]]),
+        StatsConfig(alpha=config.alpha, seed=config.stats_seed),
+        names=tuple(labels),
+    )
+    figures = draw_figures(out_dir, config, data, tables, curves, arms)
+    summary = {
+        "format": RUN_FORMAT,
+        "config": config.to_dict(),
+        "statistics": comparison.to_dict(),
+        "verdict": verdict(comparison, config),
+        "arms": {label: arm_summary(tables[label], arms[label]) for label in labels},
+        "data": data_summary(data, arms[labels[0]], tables[labels[0]]),
+        "environment": environment,
+        "figures": figures,
+    }
+    storage.write_json(out_dir / "summary.json", summary)
+    storage.write_text(out_dir / "report.md", render_markdown(summary, config, comparison))
+    return summary
+
+
+def arm_summary(table: dict[str, np.ndarray], arm: dict[str, Any]) -> dict[str, Any]:
+    """Seeds, divergence and timings of one arm."""
+    diverged = table["diverged_epoch"] > 0
+    return {
+        "model": str(arm["model"]),
+        "n_seeds": int(table["seeds"].size),
+        "n_diverged": int(diverged.sum()),
+        "diverged_seeds": {
+            str(s): int(e)
+            for s, e in zip(table["seeds"], table["diverged_epoch"], strict=True)
+            if e
+        },
+        "compile_s": float(arm["compile_s"]),
+        "train_s": float(arm["train_s"]),
+    }
+
+
+def data_summary(data: FibonacciData, arm: dict[str, Any], table: dict) -> dict[str, Any]:
+    """What the MSE measures, with the first arm's median seed as the trained model."""
+    index = median_seed_index(stats_input(table))
+    predictions = None if index is None else arm["test_pred"][index]
+    info = describe(data, predictions)
+    info.pop("test_mse_share", None)
+    info["median_seed"] = None if index is None else int(table["seeds"][index])
+    return info
+
+
+def draw_figures(out_dir, config, data, tables, curves, arms) -> dict[str, str]:
+    """Draws every figure the run's arms allow; returns ``{name: file}``."""
+    labels = [label for label, _, _ in config.arms()]
+    drawn = {}
+    plots.learning_curves(curves, out_dir / FIGURES["learning_curves"])
+    drawn["learning_curves"] = FIGURES["learning_curves"]
+    mse = {label: stats_input(tables[label]) for label in labels}
+    plots.mse_distributions(mse, out_dir / FIGURES["test_mse"])
+    drawn["test_mse"] = FIGURES["test_mse"]
+    medians = {label: median_seed_index(mse[label]) for label in labels}
+    attention = [label for label in labels if "test_alpha" in arms[label]]
+    if attention and medians[attention[0]] is not None:
+        alpha = arms[attention[0]]["test_alpha"]
+        plots.attention_by_step(alpha, out_dir / FIGURES["attention_by_step"])
+        plots.attention_heatmap(
+            alpha[medians[attention[0]]],
+            data.test_index,
+            out_dir / FIGURES["attention_heatmap"],
+            title_suffix=f" (median seed {tables[attention[0]]['seeds'][medians[attention[0]]]})",
+        )
+        drawn["attention_by_step"] = FIGURES["attention_by_step"]
+        drawn["attention_heatmap"] = FIGURES["attention_heatmap"]
+    predicted = {
+        label: arms[label]["test_pred"][i] for label, i in medians.items() if i is not None
+    }
+    if predicted:
+        plots.predictions(
+            data.test_index,
+            data.test_y,
+            predicted,
+            data.to_fibonacci,
+            out_dir / FIGURES["predictions"],
+        )
+        drawn["predictions"] = FIGURES["predictions"]
+    return drawn
+
+
+def _ratio_text(log10_ratio: float) -> str:
+    """``10**log10_ratio`` as "3.2 times lower/higher"."""
+    factor = 10 ** abs(log10_ratio)
+    return f"{factor:.2g} times {'lower' if log10_ratio < 0 else 'higher'}"
+
+
+def verdict(comparison: Comparison, config: CompareConfig) -> str:
+    """The plain-language answer that opens the report."""
+    a, b = comparison.names
+    paired = comparison.paired
+    p = paired["wilcoxon"]["pvalue"]
+    ratio = paired["median_log10_ratio"]
+    wins = paired["prob_a_wins"]
+    if p is None or not math.isfinite(p):
+        return (
+            f"Not decidable: only {comparison.n_pairs} seeds have a finite test MSE under both"
+            f" {a} and {b}."
+        )
+    low, high = ratio["ci"]["low"], ratio["ci"]["high"]
+    ci = "" if low is None else f" (95% interval {10**low:.2g}× to {10**high:.2g}×)"
+    size = (
+        f"the median seed's test MSE ratio {a}/{b} is {10 ** ratio['estimate']:.2g}{ci};"
+        f" {a} has the lower test MSE on {wins['wins']} of {wins['n']} seeds"
+    )
+    if comparison.decision == "undecided":
+        head = (
+            f"No detectable difference between {a} and {b} at α = {config.alpha}: the paired"
+            f" Wilcoxon test on log10 test MSE gives p = {p:.3g}; {size}."
+        )
+    else:
+        better, worse = (a, b) if comparison.decision == "a_better" else (b, a)
+        head = (
+            f"{better} has the lower test MSE: {_ratio_text(-abs(ratio['estimate']))} than"
+            f" {worse} for the median pair (paired Wilcoxon test on log10 test MSE, p = {p:.3g},"
+            f" α = {config.alpha}); {size}."
+        )
+    return head + " " + _enough_seeds(comparison)
+
+
+def _enough_seeds(comparison: Comparison) -> str:
+    power = comparison.power
+    needed, n = power["n_required_wilcoxon"], comparison.n_pairs
+    achieved = power["achieved_power_wilcoxon"]
+    if needed is None:
+        return "The observed effect is zero, so no number of seeds would detect it."
+    have = "" if achieved is None else f" (power now about {achieved:.0%})"
+    if needed <= n:
+        return f"{n} seeds were enough: about {needed} detect this effect with 80% power{have}."
+    return (
+        f"{n} seeds were not enough to detect an effect this small reliably{have}: about"
+        f" {needed} would give 80% power."
+    )
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _ci(interval: dict[str, Any]) -> str:
+    return f"[{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
+
+
+def render_markdown(summary: dict[str, Any], config: CompareConfig, comparison: Comparison) -> str:
+    """The report as Markdown, readable on its own."""
+    parts = [
+        _md_head(summary, config),
+        _md_protocol(config, summary),
+        _md_mse_meaning(summary["data"]),
+        _md_models(summary, comparison),
+        _md_tests(comparison),
+        _md_figures(summary["figures"]),
+        _md_reproduce(config),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _md_head(summary: dict[str, Any], config: CompareConfig) -> str:
+    a, b = summary["statistics"]["names"]["a"], summary["statistics"]["names"]["b"]
+    question = (
+        "Is the statistics' false-positive rate where it should be? (A/A: one model against"
+        " itself on disjoint seeds)"
+        if config.aa
+        else "Does a simple attention layer help a recurrent network predict the next Fibonacci"
+        " term?"
+    )
+    return (
+        f"# fibjax comparison: {a} vs {b}\n\n**Question.** {question}\n\n"
+        f"**Verdict.** {summary['verdict']}"
+    )
+
+
+def _md_protocol(config: CompareConfig, summary: dict[str, Any]) -> str:
+    d = config.data
+    env = summary["environment"]
+    seeds = config.seeds
+    seed_text = f"{len(seeds)} seeds ({seeds[0]}…{seeds[-1]})" if len(seeds) > 3 else str(seeds)
+    arms = ", ".join(f"{k}: {v['train_s']:.1f} s" for k, v in summary["arms"].items())
+    return (
+        "## Protocol\n\n"
+        f"The notebook's task: windows of {d.window} terms of the first {d.n_terms} Fibonacci"
+        f" numbers, {d.scaling} scaling, {d.train_fraction:.0%} of the windows for training"
+        f" (split seed {d.split_seed}). Each model: SimpleRNN({config.hidden}, tanh), then"
+        " Dense(1, tanh), the attention model with attention pooling in between;"
+        f" {config.epochs} epochs at batch size {config.batch_size}, {config.optimizer} at"
+        f" learning rate {config.learning_rate}, MSE loss, a fresh shuffle each epoch."
+        f" {seed_text}; under one seed both models start from the same recurrent and output"
+        " weights and see the windows in the same order (paired design)."
+        f" Trained with JAX {env['versions'].get('jax', '?')} on {env['device']['device_count']}"
+        f" {env['device']['backend']} device(s) ({env['device']['device_kind']}); training"
+        f" took {arms}."
+    )
+
+
+def _md_mse_meaning(info: dict[str, Any]) -> str:
+    share = info.get("test_mse_share_above_resolution")
+    share_text = (
+        ""
+        if share is None
+        else f" For the median seed of the first model, those {info['test_above_resolution']}"
+        f" test windows carry {share:.1%} of the test MSE."
+    )
+    if info["scaling"] == "minmax":
+        why = (
+            " Min-max scaling over a sequence that grows by φ ≈ 1.618 a term leaves almost every"
+            " scaled term at zero to float32 precision, so the test MSE is decided by these few."
+        )
+    else:
+        why = " Under log scaling every window carries signal."
+    return (
+        "## What the test MSE measures\n\n"
+        f"Of {info['n_train']} training and {info['n_test']} test windows,"
+        f" {info['train_above_resolution']} and {info['test_above_resolution']} have a target"
+        f" above float32 resolution ({info['resolution']:.3g}).{why}{share_text}"
+    )
+
+
+def _md_models(summary: dict[str, Any], comparison: Comparison) -> str:
+    rows = [
+        "## Test MSE per model (log10 scale where marked)\n",
+        "| model | seeds used | diverged | geometric mean MSE | median log10 MSE [IQR] |"
+        " mean log10 MSE ± sd | 95% CI of mean (BCa) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, s in (
+        (comparison.names[0], comparison.summary_a),
+        (comparison.names[1], comparison.summary_b),
+    ):
+        arm = summary["arms"][label]
+        rows.append(
+            f"| {label} | {s['n']} | {arm['n_diverged']} | {_fmt(s['geometric_mean_mse'])} |"
+            f" {_fmt(s['median'])} [{_fmt(s['q25'])}, {_fmt(s['q75'])}] |"
+            f" {_fmt(s['mean'])} ± {_fmt(s['std'])} | {_ci(s['mean_ci'])} |"
+        )
+    dropped = comparison.n_dropped_a + comparison.n_dropped_b
+    if dropped:
+        rows.append(
+            f"\n{dropped} diverged seed result(s) were left out of every statistic; paired"
+            f" statistics use the {comparison.n_pairs} seeds where both models stayed finite."
+        )
+    return "\n".join(rows)
+
+
+def _md_tests(comparison: Comparison) -> str:
+    p, u, e, w = comparison.paired, comparison.unpaired, comparison.effects, comparison.power
+    a = comparison.names[0]
+    rows = [
+        "## Tests and effect sizes\n",
+        "Primary test, named in advance: the paired Wilcoxon signed-rank test on log10 test MSE."
+        " Everything else is secondary.\n",
+        "| statistic | value | 95% interval | p |",
+        "|---|---:|---:|---:|",
+        f"| **Wilcoxon signed-rank (paired, primary)** | W = {_fmt(p['wilcoxon']['statistic'])}"
+        f" | | **{_fmt(p['wilcoxon']['pvalue'])}** |",
+        f"| paired permutation test, mean log10 ratio | {_fmt(p['permutation_mean_diff']['statistic'])}"
+        f" | | {_fmt(p['permutation_mean_diff']['pvalue'])} |",
+        f"| median log10 ratio ({a} − other) | {_fmt(p['median_log10_ratio']['estimate'])} |"
+        f" {_ci(p['median_log10_ratio']['ci'])} | |",
+        f"| share of seeds where {a} is lower | {_fmt(p['prob_a_wins']['estimate'])} |"
+        f" {_ci(p['prob_a_wins']['ci'])} | |",
+        f"| correlation of paired log10 MSE (Pearson / Spearman) |"
+        f" {_fmt(p['correlation']['pearson_r'])} / {_fmt(p['correlation']['spearman_rho'])} | | |",
+        f"| Welch's t-test (unpaired) | t = {_fmt(u['welch']['statistic'])} | |"
+        f" {_fmt(u['welch']['pvalue'])} |",
+        f"| Mann–Whitney U (unpaired) | U = {_fmt(u['mann_whitney']['statistic'])} | |"
+        f" {_fmt(u['mann_whitney']['pvalue'])} |",
+        f"| P(MSE {a} < MSE other), unpaired | {_fmt(e['prob_improvement']['estimate'])} |"
+        f" {_ci(e['prob_improvement']['ci'])} | |",
+        f"| Cliff's δ (negative: {a} lower) | {_fmt(e['cliffs_delta']['estimate'])} |"
+        f" {_ci(e['cliffs_delta']['ci'])} | |",
+        f"| Hedges' g on log10 MSE | {_fmt(e['hedges_g']['estimate'])} |"
+        f" {_ci(e['hedges_g']['ci'])} | |",
+        f"| paired d_z on log10 MSE | {_fmt(e['cohens_dz']['estimate'])} |"
+        f" {_ci(e['cohens_dz']['ci'])} | |",
+        "",
+        f"Power: at the observed d_z = {_fmt(w['d_z'])}, the Wilcoxon test needs about"
+        f" {_fmt(w['n_required_wilcoxon'])} seeds for {w['target_power']:.0%} power at"
+        f" α = {w['alpha']}; with {w['n_pairs']} seeds its power is about"
+        f" {_fmt(w['achieved_power_wilcoxon'], 2)}. Bootstrap intervals use"
+        f" {comparison.config.n_resamples} resamples with seed {comparison.config.seed}.",
+    ]
+    if comparison.notes:
+        rows.append("\nNotes: " + "; ".join(comparison.notes) + ".")
+    return "\n".join(rows)
+
+
+def _md_figures(figures: dict[str, str]) -> str:
+    captions = {
+        "learning_curves": "Training loss per epoch: median over seeds with a 95% band.",
+        "test_mse": "Test MSE per seed on a log scale; grey lines join the two models of a seed.",
+        "attention_by_step": "Mean attention weight by time step, with a 95% band over seeds.",
+        "attention_heatmap": "Attention weights of the median seed on every test window.",
+        "predictions": "Predictions of each model's median seed against the truth, scaled and"
+        " in Fibonacci numbers, with the relative error.",
+    }
+    parts = ["## Figures"]
+    for name, file in figures.items():
+        parts.append(f"{captions[name]}\n\n![{name}]({file})")
+    return "\n\n".join(parts)
+
+
+def _md_reproduce(config: CompareConfig) -> str:
+    return (
+        "## Reproduce\n\n"
+        "`summary.json` holds the configuration, the statistics, package versions and the device;"
+        " `results.csv` one row per seed and model; `curves.npz` the per-epoch losses. Rebuild"
+        " this report without training with `fibjax report DIR`."
+    )
