@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild a finished comparison's report")
     report.add_argument("dir", type=Path, help="the comparison's output folder")
     report.set_defaults(handler=_run_report)
+
+    plot = commands.add_parser("plot", help="redraw a finished comparison's figures")
+    plot.add_argument("dir", type=Path, help="the comparison's output folder")
+    plot.set_defaults(handler=_run_plot)
     return parser
 
 
@@ -334,6 +338,20 @@ def _run_report(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     print(summary_table(summary))
     print(f"\nReport: {args.dir / 'report.md'}")
+    return 0
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from fibjax import report, storage
+
+    if not args.dir.is_dir():
+        raise UsageError(f"{args.dir}: no such folder")
+    try:
+        figures = report.redraw_figures(args.dir)
+    except storage.ResultFileError as error:
+        raise UsageError(str(error)) from None
+    for file in figures.values():
+        print(args.dir / file)
     return 0
 
 

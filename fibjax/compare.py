@@ -83,7 +83,7 @@ class CompareConfig:
         return tuple(range(start, start + len(self.seeds)))
 
     def arms(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        """``(label, model, seeds)`` of each arm; the first is the candidate, the second the base."""
+        """``(label, model, seeds)`` of each arm: the candidate first, then the baseline."""
         if self.aa:
             model = self.aa_model
             return [

@@ -158,6 +158,16 @@ def build_report(out_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def redraw_figures(out_dir: Path) -> dict[str, str]:
+    """Draws the figures of a finished run again from its saved files; returns ``{name: file}``."""
+    out_dir = Path(out_dir)
+    config, _ = load_run(out_dir)
+    tables = read_results(out_dir / "results.csv", config)
+    curves = read_curves(out_dir / "curves.npz", config)
+    arms = {label: load_arm(out_dir, label, m, s) for label, m, s in config.arms()}
+    return draw_figures(out_dir, config, windows_from_config(config.data), tables, curves, arms)
+
+
 def arm_summary(table: dict[str, np.ndarray], arm: dict[str, Any]) -> dict[str, Any]:
     """Seeds, divergence and timings of one arm."""
     diverged = table["diverged_epoch"] > 0
@@ -399,8 +409,9 @@ def _md_tests(comparison: Comparison) -> str:
         "|---|---:|---:|---:|",
         f"| **Wilcoxon signed-rank (paired, primary)** | W = {_fmt(p['wilcoxon']['statistic'])}"
         f" | | **{_fmt(p['wilcoxon']['pvalue'])}** |",
-        f"| paired permutation test, mean log10 ratio | {_fmt(p['permutation_mean_diff']['statistic'])}"
-        f" | | {_fmt(p['permutation_mean_diff']['pvalue'])} |",
+        f"| paired permutation test, mean log10 ratio |"
+        f" {_fmt(p['permutation_mean_diff']['statistic'])} | |"
+        f" {_fmt(p['permutation_mean_diff']['pvalue'])} |",
         f"| median log10 ratio ({a} − other) | {_fmt(p['median_log10_ratio']['estimate'])} |"
         f" {_ci(p['median_log10_ratio']['ci'])} | |",
         f"| share of seeds where {a} is lower | {_fmt(p['prob_a_wins']['estimate'])} |"
