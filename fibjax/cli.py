@@ -173,10 +173,10 @@ def _run_train(args: argparse.Namespace) -> int:
     data = windows_from_config(data_config)
     with Progress() as progress:
         progress.phase(f"compiling {config.model}")
-        train = make_train(config, data, on_epoch=progress.epoch)
+        train = make_train(config, data)  # no host callback, so the program can be cached
         key = jax.random.key(seed)
         compiled = jax.jit(train).lower(key).compile()
-        progress.phase(f"training {config.model}", epochs=config.epochs)
+        progress.phase(f"training {config.model} ({config.epochs} epochs)")
         start = time.perf_counter()
         result = jax.block_until_ready(compiled(key))
         seconds = time.perf_counter() - start

@@ -147,14 +147,15 @@ def train_arm(
 ) -> dict[str, np.ndarray]:
     """Trains one arm under all its seeds in one compiled call; returns what is saved of it."""
     train_config = config.train_config(model)
-    on_epoch = progress.epoch if progress is not None else None
     if progress is not None:
         progress.phase(f"compiling {label} ({len(seeds)} seeds)")
     start = time.perf_counter()
-    run = compile_seeds(train_config, data, seeds, on_epoch=on_epoch)
+    # No per-epoch host callback: JAX does not cache programs that hold one, and a second run
+    # should not compile again. The progress line shows the elapsed time instead.
+    run = compile_seeds(train_config, data, seeds)
     compile_s = time.perf_counter() - start
     if progress is not None:
-        progress.phase(f"training {label} ({len(seeds)} seeds)", epochs=config.epochs)
+        progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs)")
     start = time.perf_counter()
     result = jax.block_until_ready(run())
     train_s = time.perf_counter() - start
