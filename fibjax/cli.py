@@ -109,7 +109,7 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="output folder (default results/<timestamp>)"
     )
     group.add_argument(
-        "--resume", type=Path, default=None, help="continue an interrupted comparison's folder"
+        "--resume", type=Path, default=None, help="continue an interrupted comparison's folder, with its saved configuration"
     )
     add_data_options(parser)
     add_training_options(parser)
@@ -327,30 +327,31 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines) + "\n\n" + summary["verdict"]
 
 
-def _run_report(args: argparse.Namespace) -> int:
-    from fibjax import report, storage
+def _from_saved_run(folder: Path, build):
+    """Runs ``build(folder)`` on a finished run, turning a bad folder or file into one line."""
+    from fibjax import storage
 
-    if not args.dir.is_dir():
-        raise UsageError(f"{args.dir}: no such folder")
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
     try:
-        summary = report.build_report(args.dir)
+        return build(folder)
     except storage.ResultFileError as error:
         raise UsageError(str(error)) from None
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from fibjax import report
+
+    summary = _from_saved_run(args.dir, report.build_report)
     print(summary_table(summary))
     print(f"\nReport: {args.dir / 'report.md'}")
     return 0
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from fibjax import report, storage
+    from fibjax import report
 
-    if not args.dir.is_dir():
-        raise UsageError(f"{args.dir}: no such folder")
-    try:
-        figures = report.redraw_figures(args.dir)
-    except storage.ResultFileError as error:
-        raise UsageError(str(error)) from None
-    for file in figures.values():
+    for file in _from_saved_run(args.dir, report.redraw_figures).values():
         print(args.dir / file)
     return 0
 

@@ -1,5 +1,8 @@
 """Shared fixtures: the notebook's data and the Keras reference vectors."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +27,15 @@ def load_keras_vectors(model: str) -> dict:
     out["w0"] = [raw[f"w0_{i}"] for i in range(n)]
     out["w1"] = [raw[f"w1_{i}"] for i in range(n)]
     return out
+
+
+def run_fibjax(*args, cache="off", timeout=300) -> subprocess.CompletedProcess:
+    """Runs ``python -m fibjax ARGS`` in a subprocess (compilation cache off unless given)."""
+    env = dict(os.environ, FIBJAX_CACHE_DIR=str(cache))
+    return subprocess.run(
+        [sys.executable, "-m", "fibjax", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )

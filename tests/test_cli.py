@@ -1,22 +1,8 @@
 """The command line, driven through a subprocess where the exit code and the message matter."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-
-def run_cli(*args, cwd=None, env=None, timeout=300):
-    env = dict(os.environ, FIBJAX_CACHE_DIR="off", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "fibjax", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-    )
+from conftest import run_fibjax as run_cli
 
 
 def test_train_prints_what_the_notebook_prints():

@@ -13,6 +13,8 @@ import pytest
 
 from fibjax.compare import CompareConfig
 
+from conftest import run_fibjax as fibjax
+
 PNG = b"\x89PNG\r\n\x1a\n"
 QUICK = ["--seeds", "3", "--epochs", "2", "--n-terms", "80", "--window", "6"]
 FILES = ["run.json", "results.csv", "curves.npz", "summary.json", "report.md"]
@@ -23,17 +25,6 @@ FIGURES = [
     "attention_heatmap.png",
     "predictions.png",
 ]
-
-
-def fibjax(*args, cache="off", timeout=300):
-    env = dict(os.environ, FIBJAX_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "fibjax", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +204,15 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     assert "saved in" in stderr and "attention" in stderr
     assert f"--resume {out}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_resume_with_a_damaged_arm_gives_one_line(finished, tmp_path):
+    out = tmp_path / "damaged"
+    subprocess.run(["cp", "-r", str(finished[0]), str(out)], check=True)
+    arm = out / "arm_attention.npz"
+    arm.write_bytes(arm.read_bytes()[:200])
+    kept = arm.read_bytes()
+    done = fibjax("compare", "--resume", out)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "arm_attention.npz" in done.stderr
+    assert arm.read_bytes() == kept

@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,18 +16,9 @@ from fibjax.data import (
     fibonacci_windows,
 )
 
+from conftest import run_fibjax as fibjax
+
 QUICK = ["--epochs", "2", "--n-terms", "80", "--window", "6"]
-
-
-def fibjax(*args, timeout=300):
-    env = dict(os.environ, FIBJAX_CACHE_DIR="off")
-    return subprocess.run(
-        [sys.executable, "-m", "fibjax", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize(
