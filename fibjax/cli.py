@@ -109,7 +109,10 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="output folder (default results/<timestamp>)"
     )
     group.add_argument(
-        "--resume", type=Path, default=None, help="continue an interrupted comparison's folder, with its saved configuration"
+        "--resume",
+        type=Path,
+        default=None,
+        help="continue an interrupted comparison's folder, with its saved configuration",
     )
     add_data_options(parser)
     add_training_options(parser)
