@@ -97,8 +97,7 @@ SHARDED = textwrap.dedent(
     """
     import jax, numpy as np
     from fibjax.data import fibonacci_windows
-    from fibjax.models import init_params
-from fibjax.train import TrainConfig, fit_seeds
+    from fibjax.train import TrainConfig, fit_seeds
     assert jax.device_count() == 4, jax.devices()
     r = fit_seeds(TrainConfig("{model}", epochs=2), fibonacci_windows(80, 6), {seeds})
     np.savez("{out}", test=r.test_mse, losses=r.epoch_losses,
