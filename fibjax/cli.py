@@ -216,15 +216,14 @@ def compare_config_from(args: argparse.Namespace):
     from fibjax.compare import CompareConfig
 
     try:
-        train = train_config_from(args, "vanilla")
         return CompareConfig(
             seeds=_seed_list(args),
             data=data_config_from(args),
-            hidden=train.hidden,
-            epochs=train.epochs,
-            batch_size=train.batch_size,
-            learning_rate=train.learning_rate,
-            optimizer=train.optimizer,
+            hidden=args.hidden,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            optimizer=args.optimizer,
             alpha=args.alpha,
             aa=args.aa,
             aa_model=args.aa_model,

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax.traverse_util import flatten_dict
 
 from fibjax import storage
 from fibjax.data import DataConfig, FibonacciData, windows_from_config
@@ -61,6 +62,11 @@ class CompareConfig:
         self.train_config("vanilla")  # validates the protocol
         if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
             raise ValueError(f"alpha={self.alpha!r} must be a number strictly between 0 and 1")
+        if not isinstance(self.aa, bool):
+            raise ValueError(f"aa={self.aa!r} must be True or False")
+        seed = self.stats_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"stats_seed={self.stats_seed!r} must be an integer >= 0")
         if self.aa_model not in MODEL_NAMES:
             raise ValueError(f"aa_model={self.aa_model!r} is unknown; choose one of {MODEL_NAMES}")
         if self.aa:
@@ -114,29 +120,6 @@ def arm_path(out_dir: Path, label: str) -> Path:
     return Path(out_dir) / f"arm_{label}.npz"
 
 
-def flatten_params(params: Any, prefix: str = "params") -> dict[str, np.ndarray]:
-    """``{"params/rnn/cell/kernel": array, ...}`` from a nested parameter tree."""
-    flat = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        names = "/".join(str(getattr(p, "key", p)) for p in path)
-        flat[f"{prefix}/{names}"] = np.asarray(leaf)
-    return flat
-
-
-def unflatten_params(arrays: dict[str, np.ndarray], prefix: str = "params") -> dict[str, Any]:
-    """The nested tree that :func:`flatten_params` flattened."""
-    tree: dict[str, Any] = {}
-    for name, array in arrays.items():
-        parts = name.split("/")
-        if parts[0] != prefix:
-            continue
-        node = tree
-        for part in parts[1:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = array
-    return tree
-
-
 def train_arm(
     config: CompareConfig,
     data: FibonacciData,
@@ -168,7 +151,7 @@ def train_arm(
         "diverged_epoch": np.asarray(result.diverged_epoch),
         "compile_s": np.asarray(compile_s),
         "train_s": np.asarray(train_s),
-        **flatten_params(result.params),
+        **flatten_dict({"params": result.params}, sep="/"),
     }
     arrays.update(_test_outputs(model, result.params, data))
     return arrays

@@ -9,7 +9,7 @@ from typing import TextIO
 
 
 class Progress:
-    """Shows the current phase, its elapsed time and the epoch reached.
+    """Shows the current phase and its elapsed time.
 
     On a terminal the line is redrawn a few times a second; elsewhere (a log file, CI) each phase
     is printed once, so logs stay short.
@@ -19,8 +19,6 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self._text = ""
-        self._detail = ""
-        self._epochs: int | None = None
         self._start = time.perf_counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -44,26 +42,19 @@ class Progress:
             self._thread.join()
             self._write("\r\033[K")
 
-    def phase(self, text: str, epochs: int | None = None) -> None:
-        """Starts a phase (``"compiling vanilla"``); ``epochs`` enables the epoch counter."""
+    def phase(self, text: str) -> None:
+        """Starts a phase (``"compiling vanilla"``)."""
         with self._lock:
-            self._text, self._detail = text, ""
-            self._epochs = epochs
+            self._text = text
             self._start = time.perf_counter()
         if not self.live:
             self._write(f"{text} ...\n")
-
-    def epoch(self, index: object) -> None:
-        """Host callback from the training loop: ``index`` is the 0-based epoch just finished."""
-        with self._lock:
-            if self._epochs:
-                self._detail = f"epoch {int(index) + 1}/{self._epochs}"
 
     def _redraw_loop(self) -> None:
         while not self._stop.wait(0.2):
             with self._lock:
                 elapsed = time.perf_counter() - self._start
-                line = f"{self._text} {self._detail} {elapsed:5.1f} s".replace("  ", " ")
+                line = f"{self._text} {elapsed:5.1f} s"
             self._write(f"\r\033[K{line}")
 
     def _write(self, text: str) -> None:

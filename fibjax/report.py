@@ -287,7 +287,8 @@ def _enough_seeds(comparison: Comparison) -> str:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
+    # A statistic that cannot be computed (NaN; the notes say why) shows as a dash, never "nan".
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}g}"

@@ -140,8 +140,6 @@ def _first_failure(finite: jax.Array) -> jax.Array:
 def make_train(
     config: TrainConfig,
     data: FibonacciData,
-    *,
-    on_epoch: Callable[[jax.Array], None] | None = None,
 ) -> Callable[..., FitResult]:
     """Builds ``train(key, params=None) -> FitResult``, the whole training of one seed.
 
@@ -152,8 +150,6 @@ def make_train(
     Args:
       config: the training protocol.
       data: the windows; cast to float32 here.
-      on_epoch: called on the host with the 0-based epoch index after each epoch (for a
-        progress display); ``None`` keeps the function free of host callbacks.
 
     Returns:
       A pure function of a key (and optional parameters), to be jitted or vmapped.
@@ -198,8 +194,6 @@ def make_train(
         # Keras logs the mean of batch losses weighted by batch size.
         epoch_loss = total / n_train
         finite = jnp.isfinite(epoch_loss) & _all_finite(carry[0])
-        if on_epoch is not None:
-            jax.debug.callback(on_epoch, epoch)
         step_losses = losses if config.record_step_losses else None
         return carry, (epoch_loss, finite, step_losses)
 
@@ -231,7 +225,6 @@ def fit(
     *,
     key: jax.Array,
     params: Any = None,
-    on_epoch: Callable[[jax.Array], None] | None = None,
 ) -> FitResult:
     """Trains one model under one key, as one jitted call.
 
@@ -241,7 +234,6 @@ def fit(
       key: a ``jax.random.key``; see :func:`make_train` for how it is used.
       params: optional starting weights (for example from
         :func:`fibjax.keras_compat.from_keras_weights`); otherwise initialised from ``key``.
-      on_epoch: optional host callback after each epoch (see :func:`make_train`).
 
     Returns:
       The :class:`FitResult` of the run.
@@ -252,7 +244,7 @@ def fit(
     >>> result.test_mse.shape
     ()
     """
-    return jax.jit(make_train(config, data, on_epoch=on_epoch))(key, params)
+    return jax.jit(make_train(config, data))(key, params)
 
 
 # On a CPU, seeds train fastest in chunks whose working set stays in cache: measured on 2 cores
@@ -273,7 +265,7 @@ class CompiledSeeds:
     """The compiled training of a list of seeds; call it to run.
 
     Attributes:
-      compiled: the ahead-of-time compiled ``jit(vmap(train))`` (``memory_analysis()`` and
+      compiled: the ahead-of-time compiled program (``memory_analysis()`` and
         ``cost_analysis()`` describe it).
       keys: the (padded, sharded) keys it runs on.
       n_seeds: how many leading results are real; the rest is padding.
@@ -293,7 +285,6 @@ def compile_seeds(
     data: FibonacciData,
     seeds: Sequence[int],
     *,
-    on_epoch: Callable[[jax.Array], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
     chunk: int | None = None,
 ) -> CompiledSeeds:
@@ -301,16 +292,16 @@ def compile_seeds(
 
     The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (all local devices by default)
     on a one-dimensional mesh with ``jax.shard_map``. The seed count is padded to a multiple of
-    the device count (and chunk) with copies of the last seed, whose results are dropped.
+    the device count with copies of the last seed, whose results are dropped.
 
     Args:
       config: the training protocol.
       data: the windows.
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
-      on_epoch: optional host callback after each epoch (see :func:`make_train`).
       devices: the devices to shard over.
-      chunk: seeds vmapped at once on a device; a device's seeds run in chunks one after
-        another (default: :func:`default_chunk`).
+      chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
+        seeds run in chunks one after another (default: :func:`default_chunk`; ``None`` on
+        other platforms: all at once).
 
     Returns:
       A :class:`CompiledSeeds`; calling it gives a :class:`FitResult` with a leading seed axis
@@ -318,24 +309,20 @@ def compile_seeds(
     """
     seeds = check_seeds(seeds)
     devices = list(devices if devices is not None else jax.local_devices())
-    per_device = -(-len(seeds) // len(devices))
     if chunk is None:
         chunk = default_chunk(config, data.train_x.shape[1], devices[0].platform)
-    chunk = min(chunk or per_device, per_device)
-    per_device = -(-per_device // chunk) * chunk
-    padded = seeds + (seeds[-1],) * (per_device * len(devices) - len(seeds))
+    padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
     spec = jax.sharding.PartitionSpec("seeds")
     sharding = jax.sharding.NamedSharding(mesh, spec)
     keys = jax.device_put(seed_keys(padded), sharding)
-    train = jax.vmap(make_train(config, data, on_epoch=on_epoch))
+    train = make_train(config, data)
 
     def train_local(local_keys):
-        # Chunks of a device's seeds run one after another: a working set that stays in cache
-        # trains faster than one wide vmap.
-        chunks = local_keys.reshape(-1, chunk)
-        results = jax.lax.map(train, chunks)
-        return jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), results)
+        # A device's seeds run vmapped in chunks, one chunk after another: a working set that
+        # stays in cache trains faster than one wide vmap.
+        n_local = local_keys.shape[0]
+        return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
 
     sharded = jax.shard_map(train_local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
     compiled = jax.jit(sharded).lower(keys).compile()
@@ -347,7 +334,6 @@ def fit_seeds(
     data: FibonacciData,
     seeds: Sequence[int],
     *,
-    on_epoch: Callable[[jax.Array], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> FitResult:
     """Trains one model under every seed in one compiled, vmapped and sharded call.
@@ -359,7 +345,6 @@ def fit_seeds(
       config: the training protocol.
       data: the windows.
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
-      on_epoch: optional host callback after each epoch.
       devices: the devices to shard over (all local devices by default).
 
     Returns:
@@ -370,4 +355,4 @@ def fit_seeds(
     >>> result.epoch_losses.shape, result.test_mse.shape
     ((2, 2), (2,))
     """
-    return compile_seeds(config, data, seeds, on_epoch=on_epoch, devices=devices)()
+    return compile_seeds(config, data, seeds, devices=devices)()

@@ -114,6 +114,22 @@ def test_aa_config_rejects_overflowing_seeds():
         CompareConfig(seeds=(2**32 - 1,), aa=True)
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"alpha": 0.0}, "alpha"),
+        ({"aa": "yes"}, "aa="),
+        ({"stats_seed": -1}, "stats_seed"),
+        ({"stats_seed": 1.5}, "stats_seed"),
+        ({"epochs": 0}, "epochs"),
+        ({"seeds": ()}, "seeds is empty"),
+    ],
+)
+def test_compare_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        CompareConfig(**kwargs)
+
+
 def test_refuses_a_folder_that_is_not_a_result(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     done = fibjax("compare", *QUICK, "--out", tmp_path)
@@ -154,21 +170,27 @@ def test_report_on_damaged_files_gives_one_line(finished, tmp_path, damage):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == kept
 
 
-def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
-    reference = (finished[0] / "results.csv").read_text()
-    out = tmp_path / "killed"
-    env = dict(os.environ, FIBJAX_CACHE_DIR="off")
+def start_until_first_arm(out):
+    """Starts a comparison in the background; returns once its first model is saved."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fibjax", "compare", *QUICK, "--out", str(out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 240
     while not (out / "arm_attention.npz").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+    return proc
+
+
+def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
+    reference = (finished[0] / "results.csv").read_text()
+    out = tmp_path / "killed"
+    proc = start_until_first_arm(out)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     assert (out / "arm_attention.npz").exists()
     assert not (out / "summary.json").exists()  # killed before the end
     resumed = fibjax("compare", "--resume", out)
@@ -188,17 +210,7 @@ def test_plot_redraws_every_figure(finished):
 
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     out = tmp_path / "interrupted"
-    env = dict(os.environ, FIBJAX_CACHE_DIR="off")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fibjax", "compare", *QUICK, "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    while not (out / "arm_attention.npz").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = start_until_first_arm(out)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
