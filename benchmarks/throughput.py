@@ -2,12 +2,14 @@
 
 For each model and seed count it measures, in one process:
   - the compile time of ``jit(vmap(train))`` (sharded over every device),
-  - the steady-state throughput in seed-epochs per second (a second, timed call),
+  - the steady-state throughput in seed-epochs per second (the best of ``--repeats`` timed
+    calls after a first, untimed one; shared machines make single calls noisy),
   - the compiled program's memory (arguments, outputs and temporaries, from XLA),
 and, as the baseline, the same model trained the way Keras and PyTorch train: a jitted update
 called from a Python loop once per batch. Results go to ``benchmarks/results/<machine>.json``.
 
-Usage: ``python benchmarks/throughput.py [--seeds 1 16 64 256] [--epochs 5]``. Not a test.
+Usage: ``python benchmarks/throughput.py [--seeds 1 16 64 256] [--epochs 5] [--repeats 3]``.
+Not a test.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--epochs", type=int, default=5, help="epochs per timed call (5)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls; the best counts (3)")
     parser.add_argument("--models", nargs="+", default=["vanilla", "attention"])
     parser.add_argument("--cpu-devices", type=int, default=None, help="default: one per core")
     parser.add_argument("--machine", default=None, help="name of the results file")
     return parser.parse_args()
 
 
-def time_seeds(config, data, n_seeds: int) -> dict:
+def time_seeds(config, data, n_seeds: int, repeats: int) -> dict:
     """Compile time, steady-state throughput and program memory for one seed count."""
     import jax
 
@@ -44,9 +47,12 @@ def time_seeds(config, data, n_seeds: int) -> dict:
     run = compile_seeds(config, data, list(range(n_seeds)))
     compile_s = time.perf_counter() - start
     jax.block_until_ready(run())  # first call pays one-off transfers
-    start = time.perf_counter()
-    jax.block_until_ready(run())
-    run_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(run())
+        times.append(time.perf_counter() - start)
+    run_s = min(times)
     memory = run.compiled.memory_analysis()
     program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
     program_bytes += memory.temp_size_in_bytes
@@ -54,6 +60,7 @@ def time_seeds(config, data, n_seeds: int) -> dict:
         "seeds": n_seeds,
         "compile_s": compile_s,
         "run_s": run_s,
+        "run_s_all": times,
         "seed_epochs_per_s": n_seeds * config.epochs / run_s,
         "program_mib": program_bytes / 2**20,
     }
@@ -135,7 +142,7 @@ def main() -> int:
         config = TrainConfig(model, epochs=args.epochs)
         baselines[model] = time_python_loop(config, data)
         for n_seeds in args.seeds:
-            row = {"model": model, **time_seeds(config, data, n_seeds)}
+            row = {"model": model, **time_seeds(config, data, n_seeds, args.repeats)}
             row["speedup_vs_python_loop"] = (
                 row["seed_epochs_per_s"] / baselines[model]["seed_epochs_per_s"]
             )
@@ -151,6 +158,7 @@ def main() -> int:
         "devices": runtime.device_description(),
         "jax": jax.__version__,
         "epochs_per_call": args.epochs,
+        "repeats": args.repeats,
         "protocol": "826 training windows, t=20, batch size 1, keras_adam",
         "python_loop_baseline": baselines,
         "rows": rows,

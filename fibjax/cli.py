@@ -6,7 +6,10 @@ Mistakes a user can make (a bad option, a bad file) print one line and exit with
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,14 +174,14 @@ def _run_train(args: argparse.Namespace) -> int:
     from fibjax.data import windows_from_config
     from fibjax.models import count_params
     from fibjax.progress import Progress
-    from fibjax.train import make_train
+    from fibjax.train import compile_program, make_train
 
     data = windows_from_config(data_config)
     with Progress() as progress:
         progress.phase(f"compiling {config.model}")
         train = make_train(config, data)  # no host callback, so the program can be cached
         key = jax.random.key(seed)
-        compiled = jax.jit(train).lower(key).compile()
+        compiled = compile_program(jax.jit(train).lower(key), jax.default_backend())
         progress.phase(f"training {config.model} ({config.epochs} epochs)")
         start = time.perf_counter()
         result = jax.block_until_ready(compiled(key))
@@ -286,10 +289,28 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     return _train_and_report(out_dir)
 
 
+def _preload(module: str) -> threading.Thread:
+    """Starts importing ``module`` in a background thread.
+
+    The report's libraries (SciPy's statistics, Matplotlib) take about half a second to import;
+    while the devices train, the main thread only waits, so they load then. A failed import is
+    left for the main thread's own import to report.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the main thread imports it again and reports
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"preload {module}", daemon=True)
+    thread.start()
+    return thread
+
+
 def _train_and_report(out_dir: Path) -> int:
-    from fibjax import compare, report, storage
+    from fibjax import compare, storage
     from fibjax.progress import Progress
 
+    preload = _preload("fibjax.report")  # after compare's imports, so no module is shared
     saved: list[str] = []
     with Progress() as progress:
         try:
@@ -306,6 +327,9 @@ def _train_and_report(out_dir: Path) -> int:
         except storage.ResultFileError as error:
             raise UsageError(str(error)) from None
         progress.phase("writing the report")
+        preload.join()
+        from fibjax import report
+
         report.write_tables(out_dir, arms)
         summary = report.build_report(out_dir)
     print(summary_table(summary))

@@ -160,9 +160,11 @@ def train_arm(
 def _test_outputs(model: str, params: Any, data: FibonacciData) -> dict[str, np.ndarray]:
     """Each seed's test predictions and, for attention, its α on every test window."""
     x = np.asarray(data.test_x, np.float32)
-    outputs = {"test_pred": np.asarray(jax.vmap(lambda p: predict(model, p, x))(params))}
+    # Jitted, so that the compilation cache keeps these programs for the next run too.
+    outputs = {"test_pred": np.asarray(jax.jit(jax.vmap(lambda p: predict(model, p, x)))(params))}
     if model == "attention":
-        outputs["test_alpha"] = np.asarray(jax.vmap(lambda p: attention_weights(p, x))(params))
+        alpha = jax.jit(jax.vmap(lambda p: attention_weights(p, x)))(params)
+        outputs["test_alpha"] = np.asarray(alpha)
     return outputs
 
 

@@ -52,12 +52,19 @@ class SimpleRNNCell(nn.Module):
 class SimpleRNN(nn.Module):
     """Keras's ``SimpleRNN``, the cell scanned over time from a zero state.
 
+    The cell is rematerialised: the backward pass recomputes each step from the saved state
+    instead of storing the step's intermediates. The gradients are the same; on a CPU the
+    scan then runs fewer kernels per step, which is most of a step's cost at this size
+    (``benchmarks/NOTES.md``).
+
     Attributes:
       features: hidden units.
+      return_sequences: return the state after every step, not only the last (as in Keras).
       unroll: time steps unrolled per iteration of the scan (a speed knob; 1 is a plain loop).
     """
 
     features: int
+    return_sequences: bool = False
     unroll: int = 1
 
     @nn.compact
@@ -68,19 +75,27 @@ class SimpleRNN(nn.Module):
           x: ``<float32>[batch, time, in_features]``.
 
         Returns:
-          ``<float32>[batch, time, features]``, the state after each step.
+          ``<float32>[batch, time, features]``, the state after each step, with
+          ``return_sequences``; otherwise ``<float32>[batch, features]``, the last state.
         """
+
+        def step(cell: nn.Module, h: jax.Array, x_t: jax.Array):
+            h, _ = cell(h, x_t)
+            # Without sequences nothing is stored per step, which saves a write per step.
+            return h, (h if self.return_sequences else None)
+
         scan = nn.scan(
-            SimpleRNNCell,
+            step,
             variable_broadcast="params",
             split_rngs={"params": False},
             in_axes=1,
             out_axes=1,
             unroll=self.unroll,
         )
+        cell = nn.remat(SimpleRNNCell)(self.features, name="cell")
         h0 = jnp.zeros((x.shape[0], self.features), x.dtype)
-        _, states = scan(self.features, name="cell")(h0, x)
-        return states
+        last, states = scan(cell, h0, x)
+        return states if self.return_sequences else last
 
 
 class AttentionPooling(nn.Module):
@@ -102,7 +117,10 @@ class AttentionPooling(nn.Module):
         """
         kernel = self.param("kernel", attention_normal, (h.shape[-1], 1))
         bias = self.param("bias", zeros, (h.shape[1], 1))
-        scores = jnp.tanh(h @ kernel + bias)[..., 0]
+        # A multiply-sum, not ``h @ kernel``: under ``vmap`` the matmul becomes a batched dot
+        # of [time, features] x [features, 1] per seed, which XLA's CPU runtime calls as its
+        # own kernel; the multiply-sum fuses with the tanh around it.
+        scores = jnp.tanh(jnp.sum(h * kernel[:, 0], axis=-1) + bias[:, 0])
         alpha = jax.nn.softmax(scores, axis=-1)
         self.sow("intermediates", "alpha", alpha)
         return jnp.sum(h * alpha[..., None], axis=1)
@@ -133,8 +151,8 @@ class VanillaRNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """``<float32>[batch, time, 1]`` → ``<float32>[batch]``."""
-        states = SimpleRNN(self.hidden, self.unroll, name="rnn")(x)
-        return Head(name="head")(states[:, -1])
+        last = SimpleRNN(self.hidden, unroll=self.unroll, name="rnn")(x)
+        return Head(name="head")(last)
 
 
 class AttentionRNN(nn.Module):
@@ -152,7 +170,7 @@ class AttentionRNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """``<float32>[batch, time, 1]`` → ``<float32>[batch]``."""
-        states = SimpleRNN(self.hidden, self.unroll, name="rnn")(x)
+        states = SimpleRNN(self.hidden, return_sequences=True, unroll=self.unroll, name="rnn")(x)
         return Head(name="head")(AttentionPooling(name="pooling")(states))
 
 

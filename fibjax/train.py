@@ -122,6 +122,41 @@ def seed_keys(seeds: Sequence[int]) -> jax.Array:
     return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
 
 
+def shuffled_order(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random permutation of ``range(n)``, as ``jax.random.permutation`` draws it.
+
+    ``jax.random.permutation`` sorts random keys paired with the indices. Here each index is
+    packed into the low bits of one random ``uint32`` and the packed numbers are sorted alone:
+    XLA's CPU runtime sorts one array of numbers about five times faster than key-value pairs,
+    and the permutation had taken about a quarter of a training epoch. Equal random bits keep
+    their index order, so, as JAX does, the sort is repeated until ties are negligible: rounds
+    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits.
+
+    Args:
+      key: a ``jax.random.key``.
+      n: the length, at most ``2**24`` (room for 8 random bits).
+
+    Returns:
+      ``<int32>[n]``, each of ``0 .. n-1`` once.
+
+    >>> order = shuffled_order(jax.random.key(0), 5)
+    >>> sorted(order.tolist())
+    [0, 1, 2, 3, 4]
+    """
+    if not 1 <= n <= 2**24:
+        raise ValueError(f"n={n!r} must be from 1 to 2**24")
+    index_bits = max(1, (n - 1).bit_length())
+    random_bits = 32 - index_bits
+    rounds = max(1, math.ceil(3 * math.log(n) / (random_bits * math.log(2))))
+    index = jnp.arange(n, dtype=jnp.uint32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    order = index
+    for round_key in jax.random.split(key, rounds):
+        noise = jax.random.bits(round_key, (n,), jnp.uint32) & ~low
+        order = order[jax.lax.sort(noise | index) & low]
+    return order.astype(jnp.int32)
+
+
 def _mse(model, params, x, y):
     return jnp.mean(jnp.square(model.apply({"params": params}, x) - y))
 
@@ -180,7 +215,7 @@ def make_train(
     def epoch_order(order_key, epoch):
         if not config.shuffle:
             return jnp.arange(n_train)
-        return jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
+        return shuffled_order(jax.random.fold_in(order_key, epoch), n_train)
 
     def run_epoch(order_key, carry, epoch):
         order = epoch_order(order_key, epoch)
@@ -219,6 +254,33 @@ def make_train(
     return train
 
 
+# XLA's CPU backend hands larger reductions to the YNNPACK library. For this model's reductions
+# (over 20 time steps and 2 units) the library call costs far more than the work: with it, the
+# attention model trained 4.5 times slower per seed once a device ran more than about 100 seeds
+# at once (benchmarks/NOTES.md). fibjax's programs opt out; XLA's own loops do the reductions.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def compile_program(lowered: jax.stages.Lowered, platform: str) -> jax.stages.Compiled:
+    """Compiles a lowered training program with fibjax's options for ``platform``.
+
+    On a CPU the options are :data:`CPU_COMPILER_OPTIONS`; an XLA that does not know them (an
+    older JAX, without YNNPACK fusions) compiles with its defaults.
+
+    >>> lowered = jax.jit(lambda x: x.sum()).lower(jnp.ones(3))
+    >>> compile_program(lowered, "cpu")(jnp.ones(3))
+    Array(3., dtype=float32)
+    """
+    if platform != "cpu":
+        return lowered.compile()
+    try:
+        return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+    except jax.errors.JaxRuntimeError as error:
+        if "No such compile option" not in str(error):
+            raise
+        return lowered.compile()
+
+
 def fit(
     config: TrainConfig,
     data: FibonacciData,
@@ -244,12 +306,14 @@ def fit(
     >>> result.test_mse.shape
     ()
     """
-    return jax.jit(make_train(config, data))(key, params)
+    lowered = jax.jit(make_train(config, data)).lower(key, params)
+    return compile_program(lowered, jax.default_backend())(key, params)
 
 
-# On a CPU, seeds train fastest in chunks whose working set stays in cache: measured on 2 cores
-# (benchmarks/NOTES.md), 128 vanilla or 64 attention seeds at window 20 and hidden 2 per chunk.
-CPU_CHUNK_BUDGET = 5120
+# On a CPU, seeds train fastest in chunks of a few hundred: measured on 2 cores
+# (benchmarks/NOTES.md), 512 vanilla or 256 attention seeds at window 20 and hidden 2 per chunk.
+# Chunks also bound the program's memory, whatever the seed count.
+CPU_CHUNK_BUDGET = 20480
 
 
 def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None:
@@ -325,7 +389,7 @@ def compile_seeds(
         return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
 
     sharded = jax.shard_map(train_local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    compiled = jax.jit(sharded).lower(keys).compile()
+    compiled = compile_program(jax.jit(sharded).lower(keys), devices[0].platform)
     return CompiledSeeds(compiled=compiled, keys=keys, n_seeds=len(seeds))
 
 

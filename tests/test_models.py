@@ -66,12 +66,56 @@ def test_cell_initialisers_follow_keras():
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (7, 20, 2), (3, 5, 4), (2, 33, 1)])
 def test_scanned_rnn_shapes(batch, time, features):
-    rnn = SimpleRNN(features)
+    rnn = SimpleRNN(features, return_sequences=True)
     x = jnp.ones((batch, time, 1))
     params = rnn.init(KEY, x)
     states = rnn.apply(params, x)
     chex.assert_shape(states, (batch, time, features))
     chex.assert_tree_all_finite(states)
+    last = SimpleRNN(features).apply(params, x)  # Keras's default: the last state only
+    chex.assert_shape(last, (batch, features))
+    chex.assert_trees_all_equal(last, states[:, -1])
+
+
+def test_scanned_rnn_follows_the_recurrence():
+    # h_t = tanh(x_t W + h_{t-1} U + b) from h_0 = 0, in NumPy, step by step.
+    x = jax.random.normal(KEY, (3, 9, 1))
+    rnn = SimpleRNN(4, return_sequences=True)
+    params = rnn.init(KEY, x)
+    cell = jax.tree.map(np.asarray, params["params"]["cell"])
+    h = np.zeros((3, 4), np.float32)
+    expected = []
+    for x_t in np.moveaxis(np.asarray(x), 1, 0):
+        h = np.tanh(x_t @ cell["kernel"] + h @ cell["recurrent_kernel"] + cell["bias"])
+        expected.append(h)
+    np.testing.assert_allclose(rnn.apply(params, x), np.stack(expected, axis=1), atol=1e-6)
+
+
+def _numpy_rnn_loss(cell, x):
+    h = np.zeros((x.shape[0], cell["kernel"].shape[1]))
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ cell["kernel"] + h @ cell["recurrent_kernel"] + cell["bias"])
+    return np.sum(np.sin(h))
+
+
+def test_rnn_gradients_match_finite_differences():
+    # The cell is rematerialised inside the scan; its gradients must still be the loss's
+    # derivatives, here by central differences of a float64 NumPy forward pass.
+    x = jax.random.normal(KEY, (2, 6, 1))
+    rnn = SimpleRNN(3)
+    params = rnn.init(KEY, x)
+    got = jax.grad(lambda p: jnp.sum(jnp.sin(rnn.apply(p, x))))(params)["params"]["cell"]
+    cell = {k: np.asarray(v, np.float64) for k, v in params["params"]["cell"].items()}
+    x64 = np.asarray(x, np.float64)
+    for name, value in cell.items():
+        numeric = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            step = np.zeros_like(value)
+            step[i] = 1e-6
+            up = _numpy_rnn_loss({**cell, name: value + step}, x64)
+            down = _numpy_rnn_loss({**cell, name: value - step}, x64)
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(got[name], numeric, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (6, 20, 2), (2, 7, 5)])

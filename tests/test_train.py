@@ -5,10 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
+from fibjax import train as train_module
 from fibjax.data import fibonacci_windows
 from fibjax.models import init_params
-from fibjax.train import FitResult, TrainConfig, fit, make_train
+from fibjax.train import FitResult, TrainConfig, fit, make_train, shuffled_order
 
 SMALL = fibonacci_windows(n_terms=80, window=6)  # 51 training windows, quick to compile
 
@@ -122,3 +124,47 @@ def test_fit_result_is_a_pytree():
     assert isinstance(doubled, FitResult)
     np.testing.assert_allclose(doubled.test_mse, 2 * result.test_mse)
     assert jnp.issubdtype(result.diverged_epoch.dtype, jnp.integer)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 826, 1024, 1025, 5000])
+def test_shuffled_order_is_a_permutation(n):
+    order = shuffled_order(jax.random.key(n), n)
+    chex.assert_shape(order, (n,))
+    assert order.dtype == jnp.int32
+    np.testing.assert_array_equal(np.sort(np.asarray(order)), np.arange(n))
+
+
+def test_shuffled_order_is_uniform():
+    # Over 4,000 keys every element lands in every position about equally often, and every
+    # ordered pair of elements is equally likely either way (chi-square tests, scipy).
+    n, draws = 8, 4000
+    keys = jax.random.split(jax.random.key(0), draws)
+    orders = np.asarray(jax.vmap(lambda k: shuffled_order(k, n))(keys))
+    counts = np.stack([np.bincount(orders[:, pos], minlength=n) for pos in range(n)])
+    assert stats.chisquare(counts.ravel()).pvalue > 1e-3
+    first_before_last = np.sum(np.argmax(orders == 0, axis=1) < np.argmax(orders == n - 1, axis=1))
+    assert stats.binomtest(int(first_before_last), draws).pvalue > 1e-3
+    assert len({tuple(o) for o in orders}) > 0.9 * draws  # 8! = 40,320 orders, few repeats
+
+
+def test_shuffled_order_rejects_bad_lengths():
+    with pytest.raises(ValueError, match="must be from 1"):
+        shuffled_order(jax.random.key(0), 0)
+
+
+def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch):
+    # An older JAX does not know the option that turns YNNPACK fusions off; fibjax then
+    # compiles with XLA's defaults instead of failing.
+    monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", {"xla_fibjax_no_such_option": 1})
+    lowered = jax.jit(lambda x: jnp.sum(x * 2)).lower(jnp.ones(4))
+    assert float(train_module.compile_program(lowered, "cpu")(jnp.ones(4))) == 8.0
+
+
+def test_cpu_options_do_not_change_results():
+    # The options pick how XLA runs reductions, not what they compute.
+    config = TrainConfig("attention", epochs=2)
+    train = jax.jit(make_train(config, SMALL))
+    key = jax.random.key(3)
+    with_options = train_module.compile_program(train.lower(key), "cpu")(key)
+    plain = train.lower(key).compile()(key)
+    chex.assert_trees_all_close(with_options, plain, atol=1e-6)
