@@ -121,7 +121,7 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         print(
             f"| {r['model']} | {r['seeds']} | {r['compile_s']:.2f} | {r['seed_epochs_per_s']:,.0f}"
-            f" | {r['speedup_vs_python_loop']:,.0f} | {r['program_mib']:.1f} |"
+            f" | {r['speedup_vs_python_loop']:,.0f} | {r['program_mib']:.2f} |"
         )
 
 

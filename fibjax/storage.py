@@ -24,14 +24,25 @@ class ResultFileError(ValueError):
     """A result file is missing, truncated, edited by hand or not written by fibjax."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds."""
+    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds.
+
+    The file gets the permissions a plain ``open`` would give it (``0o666`` less the umask), not
+    the owner-only ones of a temporary file.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -46,6 +46,16 @@ def test_every_file_is_written(finished):
     assert not list(out.glob("*.tmp"))
 
 
+def test_result_files_are_readable_as_plain_files_are(finished):
+    # Written through temporary files, they still get 0o666 less the umask, as open() gives:
+    # others can read a shared results folder.
+    out, _, _ = finished
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path.name
+
+
 def test_results_csv_has_a_row_per_seed_and_model(finished):
     out, _, _ = finished
     with open(out / "results.csv") as f:
