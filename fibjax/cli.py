@@ -148,14 +148,20 @@ def train_config_from(args: argparse.Namespace, model: str):
     )
 
 
-def configure_runtime(args: argparse.Namespace) -> None:
-    """Applies the runtime options; must run before the first JAX computation."""
+def configure_runtime(args: argparse.Namespace) -> Path | None:
+    """Applies the runtime options; must run before the first JAX computation.
+
+    Returns:
+      The folder for traced training programs (``programs`` in the cache folder), or ``None``
+      when caching is off.
+    """
     from fibjax import runtime
 
     if args.cpu_devices is not None and args.cpu_devices < 1:
         raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
     cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
     runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+    return None if cache_dir is None else Path(cache_dir) / "programs"
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -251,7 +257,6 @@ def environment_record(argv: Sequence[str] | None) -> dict[str, object]:
         "optax",
         "numpy",
         "scipy",
-        "scikit-learn",
         "matplotlib",
     ):
         try:
@@ -280,13 +285,13 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     else:
         config = compare_config_from(args)
         out_dir = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
-    configure_runtime(args)
+    program_cache = configure_runtime(args)
     if args.resume is None:
         try:
             compare.prepare_out_dir(out_dir, config, environment_record(argv))
         except ValueError as error:
             raise UsageError(str(error)) from None
-    return _train_and_report(out_dir)
+    return _train_and_report(out_dir, program_cache)
 
 
 def _preload(module: str) -> threading.Thread:
@@ -306,7 +311,7 @@ def _preload(module: str) -> threading.Thread:
     return thread
 
 
-def _train_and_report(out_dir: Path) -> int:
+def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
     from fibjax import compare, storage
     from fibjax.progress import Progress
 
@@ -314,7 +319,9 @@ def _train_and_report(out_dir: Path) -> int:
     saved: list[str] = []
     with Progress() as progress:
         try:
-            arms = compare.run_comparison(out_dir, progress=progress, on_saved=saved.append)
+            arms = compare.run_comparison(
+                out_dir, progress=progress, on_saved=saved.append, program_cache=program_cache
+            )
         except KeyboardInterrupt:
             progress.close()
             what = ", ".join(saved) if saved else "nothing yet"

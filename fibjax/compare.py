@@ -127,15 +127,19 @@ def train_arm(
     model: str,
     seeds: tuple[int, ...],
     progress: Any = None,
+    program_cache: Path | None = None,
 ) -> dict[str, np.ndarray]:
-    """Trains one arm under all its seeds in one compiled call; returns what is saved of it."""
+    """Trains one arm under all its seeds in one compiled call; returns what is saved of it.
+
+    ``program_cache`` is passed on to :func:`fibjax.train.compile_seeds`.
+    """
     train_config = config.train_config(model)
     if progress is not None:
         progress.phase(f"compiling {label} ({len(seeds)} seeds)")
     start = time.perf_counter()
     # No per-epoch host callback: JAX does not cache programs that hold one, and a second run
     # should not compile again. The progress line shows the elapsed time instead.
-    run = compile_seeds(train_config, data, seeds)
+    run = compile_seeds(train_config, data, seeds, program_cache=program_cache)
     compile_s = time.perf_counter() - start
     if progress is not None:
         progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs)")
@@ -218,6 +222,7 @@ def run_comparison(
     *,
     progress: Any = None,
     on_saved: Callable[[str], None] | None = None,
+    program_cache: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Trains every arm of the run in ``out_dir`` that is not saved yet, saving each at once.
 
@@ -225,6 +230,7 @@ def run_comparison(
       out_dir: a folder made by :func:`prepare_out_dir` (or an interrupted run's folder).
       progress: a :class:`fibjax.progress.Progress`, or ``None``.
       on_saved: called with each arm's label once it is saved.
+      program_cache: where traced training programs are kept between runs, or ``None``.
 
     Returns:
       Every arm's arrays by label.
@@ -236,7 +242,7 @@ def run_comparison(
         if arm_path(out_dir, label).exists():
             arms[label] = load_arm(out_dir, label, model, seeds)
             continue
-        arms[label] = train_arm(config, data, label, model, seeds, progress)
+        arms[label] = train_arm(config, data, label, model, seeds, progress, program_cache)
         storage.write_npz(arm_path(out_dir, label), arms[label])
         if on_saved is not None:
             on_saved(label)

@@ -55,6 +55,12 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Writes ``obj`` as indented JSON, atomically; NaN is refused (use ``None``)."""
     write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")

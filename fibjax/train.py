@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import flax.struct
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fibjax import program_cache as program_cache_lib
 from fibjax.data import FibonacciData
 from fibjax.models import MODEL_NAMES, make_model
 from fibjax.optim import OPTIMIZERS, make_optimizer
@@ -95,6 +97,14 @@ class FitResult:
     diverged_epoch: jax.Array
     step_losses: jax.Array | None = None
 
+
+# Lets jax.export save programs that return a FitResult (fibjax.program_cache).
+jax.export.register_pytree_node_serialization(
+    FitResult,
+    serialized_name="fibjax.train.FitResult",
+    serialize_auxdata=lambda aux: b"",
+    deserialize_auxdata=lambda data: (),
+)
 
 MAX_SEED = 2**32 - 1  # jax.random.key folds larger seeds onto smaller ones without x64
 
@@ -351,6 +361,7 @@ def compile_seeds(
     *,
     devices: Sequence[jax.Device] | None = None,
     chunk: int | None = None,
+    program_cache: Path | None = None,
 ) -> CompiledSeeds:
     """Compiles the training of every seed as one call; returns what runs it.
 
@@ -366,6 +377,8 @@ def compile_seeds(
       chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
         seeds run in chunks one after another (default: :func:`default_chunk`; ``None`` on
         other platforms: all at once).
+      program_cache: a folder where the traced program is kept between runs
+        (:mod:`fibjax.program_cache`), or ``None`` to trace it every time.
 
     Returns:
       A :class:`CompiledSeeds`; calling it gives a :class:`FitResult` with a leading seed axis
@@ -373,23 +386,49 @@ def compile_seeds(
     """
     seeds = check_seeds(seeds)
     devices = list(devices if devices is not None else jax.local_devices())
+    platform = devices[0].platform
     if chunk is None:
-        chunk = default_chunk(config, data.train_x.shape[1], devices[0].platform)
+        chunk = default_chunk(config, data.train_x.shape[1], platform)
     padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
     spec = jax.sharding.PartitionSpec("seeds")
-    sharding = jax.sharding.NamedSharding(mesh, spec)
-    keys = jax.device_put(seed_keys(padded), sharding)
-    train = make_train(config, data)
+    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, spec))
 
-    def train_local(local_keys):
-        # A device's seeds run vmapped in chunks, one chunk after another: a working set that
-        # stays in cache trains faster than one wide vmap.
-        n_local = local_keys.shape[0]
-        return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
+    def trace() -> Callable[[jax.Array], FitResult]:
+        train = make_train(config, data)
 
-    sharded = jax.shard_map(train_local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    compiled = compile_program(jax.jit(sharded).lower(keys), devices[0].platform)
+        def train_seeds(local_keys):
+            # A device's seeds run vmapped in chunks, one chunk after another: a working set
+            # that stays in cache trains faster than one wide vmap.
+            n_local = local_keys.shape[0]
+            return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
+
+        return jax.jit(
+            jax.shard_map(train_seeds, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+        )
+
+    if program_cache is None:
+        lowered = trace().lower(keys)
+    else:
+        parts = {
+            "config": program_cache_lib.config_parts(config),
+            "data": program_cache_lib.array_digest(
+                [data.train_x, data.train_y, data.test_x, data.test_y]
+            ),
+            "padded_seeds": len(padded),
+            "chunk": chunk,
+            "devices": [platform, devices[0].device_kind, len(devices)],
+        }
+        key = program_cache_lib.program_key(parts)
+        exported = program_cache_lib.load_or_export(
+            program_cache, key, lambda: jax.export.export(trace())(keys)
+        )
+
+        def train_seeds(all_keys):
+            return exported.call(all_keys)
+
+        lowered = jax.jit(train_seeds).lower(keys)
+    compiled = compile_program(lowered, platform)
     return CompiledSeeds(compiled=compiled, keys=keys, n_seeds=len(seeds))
 
 

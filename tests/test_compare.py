@@ -102,10 +102,12 @@ def test_report_rebuilds_the_same_statistics(finished):
     assert (out / "test_mse.png").read_bytes()[:8] == PNG
 
 
-def test_compilation_cache_holds_the_training_programs(finished):
-    # A host callback inside the program would keep JAX from caching it; one entry per model.
+def test_caches_hold_the_training_programs(finished):
+    # A host callback inside the program would keep JAX from caching it; one entry per model,
+    # compiled, and one per model traced (fibjax.program_cache).
     _, _, cache = finished
-    assert len([p for p in cache.iterdir() if p.name.startswith("jit_train_local")]) == 2
+    assert len([p for p in cache.iterdir() if p.name.startswith("jit_train_seeds")]) == 2
+    assert len(list((cache / "programs").glob("*.jaxexport"))) == 2
 
 
 def test_aa_mode_uses_disjoint_seeds(tmp_path):

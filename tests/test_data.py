@@ -97,3 +97,33 @@ def _notebook_terms(n):
 def test_invalid_options_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         DataConfig(**kwargs)
+
+
+@pytest.mark.parametrize("scaling", ["minmax", "log"])
+def test_scaling_is_sklearns_bit_for_bit(scaling):
+    # The package scales with its own arithmetic; scikit-learn's MinMaxScaler is the reference.
+    from fibjax.data import fibonacci_terms, log_fibonacci_terms
+
+    seq = fibonacci_terms(1200) if scaling == "minmax" else log_fibonacci_terms(1200)
+    reference = MinMaxScaler(feature_range=(0, 1)).fit(seq.reshape(-1, 1))
+    data = fibonacci_windows(scaling=scaling)
+    scaled = reference.transform(seq.reshape(-1, 1)).ravel()
+    assert np.array_equal(data.scaler.transform(seq), scaled)
+    assert np.array_equal(data.train_y, scaled[data.train_index])
+    back = reference.inverse_transform(scaled.reshape(-1, 1)).ravel()
+    assert np.array_equal(data.scaler.inverse_transform(scaled), back)
+
+
+@pytest.mark.parametrize(
+    "values", [[3.0, 3.0, 3.0], [0.0, 1e-300, 2e-300], [-5.0, 0.0, 7.5], [1.0, 1.0 + 1e-15]]
+)
+def test_min_max_matches_sklearn_on_edge_cases(values):
+    # Constant and tiny ranges: scikit-learn scales by 1 below ten machine epsilons.
+    from fibjax.data import MinMax
+
+    values = np.asarray(values)
+    reference = MinMaxScaler().fit(values.reshape(-1, 1))
+    ours = MinMax.fit(values)
+    assert np.array_equal(
+        ours.transform(values), reference.transform(values.reshape(-1, 1)).ravel()
+    )
