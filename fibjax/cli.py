@@ -160,7 +160,13 @@ def configure_runtime(args: argparse.Namespace) -> Path | None:
     if args.cpu_devices is not None and args.cpu_devices < 1:
         raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
     cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
-    runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+    try:
+        runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+    except OSError as error:
+        raise UsageError(
+            f"cache folder {cache_dir}: cannot be created ({error.strerror or error});"
+            " give another with --cache-dir or FIBJAX_CACHE_DIR, or run with --no-cache"
+        ) from None
     return None if cache_dir is None else Path(cache_dir) / "programs"
 
 

@@ -6,7 +6,9 @@ quarter for the vanilla one, a sixth of a warm default comparison. This cache ke
 program itself (serialised with ``jax.export``), under a key that changes with everything the
 program is traced from: fibjax's source, the versions of JAX, Flax and Optax, every JAX setting, the
 training configuration, the data, the seed count and the devices. A file that cannot be read back is
-traced again and replaced.
+traced again and replaced; a folder that cannot be written to is left alone. Settings made with JAX's
+context managers (``with jax.default_matmul_precision(...)``) are not part of the key: the command
+line makes none.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ def load_or_export(
         except Exception:  # noqa: BLE001 - damaged, truncated or foreign: trace it again
             pass
     exported = export()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage.write_bytes(path, exported.serialize())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage.write_bytes(path, exported.serialize())
+    except OSError:
+        pass  # a cache that cannot be written (read-only, full) only costs the next run time
     return exported

@@ -96,3 +96,11 @@ def test_array_digest_sees_dtype_shape_and_values():
     }
     assert len(digests) == 4
     assert program_cache.array_digest([a]) == program_cache.array_digest([a.copy()])
+
+
+def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    result = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=blocked / "programs")()
+    chex.assert_shape(result.test_mse, (len(SEEDS),))
+    assert blocked.read_text() == "not a folder"

@@ -40,6 +40,7 @@ QUICK = ["--epochs", "2", "--n-terms", "80", "--window", "6"]
         (["--out", "/dev/null/x"], "cannot be written"),
         (["--resume", "/nonexistent/run"], "--resume"),
         (["--aa-model", "gru"], "aa_model='gru'"),
+        (["--cache-dir", "/dev/null/cache"], "cache folder /dev/null/cache: cannot be created"),
     ],
 )
 def test_compare_rejects_bad_options_in_one_line(args, message):
