@@ -6,14 +6,13 @@ quarter for the vanilla one, a sixth of a warm default comparison. This cache ke
 program itself (serialised with ``jax.export``), under a key that changes with everything the
 program is traced from: fibjax's source, the versions of JAX, Flax and Optax, every JAX setting, the
 training configuration, the data, the seed count and the devices. A file that cannot be read back is
-traced again and replaced; a folder that cannot be written to is left alone. Settings made with JAX's
-context managers (``with jax.default_matmul_precision(...)``) are not part of the key: the command
-line makes none.
+traced again and replaced; a folder that cannot be written to is left alone. Settings made with
+JAX's context managers (``with jax.default_matmul_precision(...)``) are not part of the key: the
+command line makes none.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -79,11 +78,6 @@ def program_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def config_parts(config: Any) -> dict[str, Any]:
-    """A frozen dataclass as a JSON-ready dict, for :func:`program_key`."""
-    return dataclasses.asdict(config)
-
-
 def load_or_export(
     cache_dir: Path, key: str, export: Callable[[], jax.export.Exported]
 ) -> jax.export.Exported:
@@ -110,3 +104,29 @@ def load_or_export(
     except OSError:
         pass  # a cache that cannot be written (read-only, full) only costs the next run time
     return exported
+
+
+def lower_cached(
+    cache_dir: Path,
+    parts: Mapping[str, Any],
+    trace: Callable[[], Callable[..., Any]],
+    *args: Any,
+) -> jax.stages.Lowered:
+    """Lowers the program that ``trace()`` returns for ``args``, through the cache.
+
+    Args:
+      cache_dir: the folder of saved programs.
+      parts: what the program is traced from, besides the environment (see :func:`program_key`).
+      trace: builds the jitted program; called only when no saved one can be read.
+      *args: example arguments (shapes, dtypes and shardings are what matter).
+
+    Returns:
+      The lowered program, to compile (the compilation cache then holds the compiled one).
+    """
+    key = program_key(parts)
+    exported = load_or_export(cache_dir, key, lambda: jax.export.export(trace())(*args))
+
+    def saved_program(*call_args):
+        return exported.call(*call_args)
+
+    return jax.jit(saved_program).lower(*args)

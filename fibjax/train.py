@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec as P
 
 from fibjax import program_cache as program_cache_lib
 from fibjax.data import FibonacciData
@@ -354,6 +355,23 @@ class CompiledSeeds:
         return jax.tree.map(lambda leaf: leaf[: self.n_seeds], result)
 
 
+def _seeds_program(
+    train: Callable[[jax.Array], FitResult], mesh: jax.sharding.Mesh, chunk: int | None
+) -> Callable[[jax.Array], FitResult]:
+    """``jit(shard_map(...))`` of ``train`` over a ``key<fry>[n_seeds]`` sharded on ``mesh``."""
+
+    def train_seeds(local_keys):
+        # A device's seeds run vmapped in chunks, one chunk after another: a working set that
+        # stays in cache trains faster than one wide vmap.
+        n_local = local_keys.shape[0]
+        return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
+
+    spec = P("seeds")
+    return jax.jit(
+        jax.shard_map(train_seeds, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    )
+
+
 def compile_seeds(
     config: TrainConfig,
     data: FibonacciData,
@@ -391,27 +409,16 @@ def compile_seeds(
         chunk = default_chunk(config, data.train_x.shape[1], platform)
     padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
-    spec = jax.sharding.PartitionSpec("seeds")
-    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, spec))
+    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, P("seeds")))
 
     def trace() -> Callable[[jax.Array], FitResult]:
-        train = make_train(config, data)
-
-        def train_seeds(local_keys):
-            # A device's seeds run vmapped in chunks, one chunk after another: a working set
-            # that stays in cache trains faster than one wide vmap.
-            n_local = local_keys.shape[0]
-            return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
-
-        return jax.jit(
-            jax.shard_map(train_seeds, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-        )
+        return _seeds_program(make_train(config, data), mesh, chunk)
 
     if program_cache is None:
         lowered = trace().lower(keys)
     else:
         parts = {
-            "config": program_cache_lib.config_parts(config),
+            "config": dataclasses.asdict(config),
             "data": program_cache_lib.array_digest(
                 [data.train_x, data.train_y, data.test_x, data.test_y]
             ),
@@ -419,15 +426,7 @@ def compile_seeds(
             "chunk": chunk,
             "devices": [platform, devices[0].device_kind, len(devices)],
         }
-        key = program_cache_lib.program_key(parts)
-        exported = program_cache_lib.load_or_export(
-            program_cache, key, lambda: jax.export.export(trace())(keys)
-        )
-
-        def train_seeds(all_keys):
-            return exported.call(all_keys)
-
-        lowered = jax.jit(train_seeds).lower(keys)
+        lowered = program_cache_lib.lower_cached(program_cache, parts, trace, keys)
     compiled = compile_program(lowered, platform)
     return CompiledSeeds(compiled=compiled, keys=keys, n_seeds=len(seeds))
 

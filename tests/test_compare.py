@@ -106,7 +106,7 @@ def test_caches_hold_the_training_programs(finished):
     # A host callback inside the program would keep JAX from caching it; one entry per model,
     # compiled, and one per model traced (fibjax.program_cache).
     _, _, cache = finished
-    assert len([p for p in cache.iterdir() if p.name.startswith("jit_train_seeds")]) == 2
+    assert len([p for p in cache.iterdir() if p.name.startswith("jit_saved_program")]) == 2
     assert len(list((cache / "programs").glob("*.jaxexport"))) == 2
 
 
