@@ -323,31 +323,54 @@ def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
 
     preload = _preload("fibjax.report")  # after compare's imports, so no module is shared
     saved: list[str] = []
-    with Progress() as progress:
-        try:
-            arms = compare.run_comparison(
-                out_dir, progress=progress, on_saved=saved.append, program_cache=program_cache
-            )
-        except KeyboardInterrupt:
-            progress.close()
-            what = ", ".join(saved) if saved else "nothing yet"
-            print(
-                f"fibjax: interrupted; saved in {out_dir}: {what}."
-                f" Continue with: fibjax compare --resume {out_dir}",
-                file=sys.stderr,
-            )
-            return 130
-        except storage.ResultFileError as error:
-            raise UsageError(str(error)) from None
-        progress.phase("writing the report")
-        preload.join()
-        from fibjax import report
-
-        report.write_tables(out_dir, arms)
-        summary = report.build_report(out_dir)
+    try:
+        with Progress() as progress:
+            try:
+                arms = compare.run_comparison(
+                    out_dir, progress=progress, on_saved=saved.append, program_cache=program_cache
+                )
+            except KeyboardInterrupt:
+                progress.close()
+                what = ", ".join(saved) if saved else "nothing yet"
+                _interrupted(
+                    f"saved in {out_dir}: {what}. Continue with: fibjax compare --resume {out_dir}"
+                )
+                return 130
+            except storage.ResultFileError as error:
+                raise UsageError(str(error)) from None
+            progress.phase("writing the report")
+            try:
+                summary = _write_report(out_dir, arms, preload)
+            except KeyboardInterrupt:
+                progress.close()
+                _interrupted(
+                    f"every model is saved in {out_dir}."
+                    f" Write the report with: fibjax report {out_dir}"
+                )
+                return 130
+    finally:
+        _join_quietly(preload)  # no import left half done when the interpreter shuts down
     print(summary_table(summary))
     print(f"\nReport: {Path(out_dir) / 'report.md'}")
     return 0
+
+
+def _write_report(out_dir: Path, arms: dict, preload: threading.Thread) -> dict:
+    preload.join()
+    from fibjax import report
+
+    report.write_tables(out_dir, arms)
+    return report.build_report(out_dir)
+
+
+def _interrupted(what: str) -> None:
+    print(f"fibjax: interrupted; {what}", file=sys.stderr)
+
+
+def _join_quietly(thread: threading.Thread) -> None:
+    # A second Ctrl-C while waiting gives up waiting, not a traceback.
+    with contextlib.suppress(KeyboardInterrupt):
+        thread.join()
 
 
 def summary_table(summary: dict) -> str:
