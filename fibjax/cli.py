@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -317,6 +318,37 @@ def _preload(module: str) -> threading.Thread:
     return thread
 
 
+@contextlib.contextmanager
+def _catch_ctrl_c() -> Iterator[dict[str, bool]]:
+    """Notes a Ctrl-C even where Python swallows its ``KeyboardInterrupt``.
+
+    A Ctrl-C that lands while the garbage collector runs JAX's callback raises inside that
+    callback, where Python prints "Exception ignored" and carries on. Inside this block the
+    handler also sets ``["hit"]``, so the run can stop at its next step all the same, and such
+    a swallowed interrupt is not printed.
+    """
+    state = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state  # only the main thread may set signal handlers
+        return
+
+    def on_sigint(signum, frame):
+        state["hit"] = True
+        raise KeyboardInterrupt
+
+    def on_unraisable(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, on_unraisable
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        sys.unraisablehook = previous_hook
+
+
 def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
     from fibjax import compare, storage
     from fibjax.progress import Progress
@@ -324,11 +356,13 @@ def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
     preload = _preload("fibjax.report")  # after compare's imports, so no module is shared
     saved: list[str] = []
     try:
-        with Progress() as progress:
+        with Progress() as progress, _catch_ctrl_c() as ctrl_c:
             try:
                 arms = compare.run_comparison(
                     out_dir, progress=progress, on_saved=saved.append, program_cache=program_cache
                 )
+                if ctrl_c["hit"]:  # pressed, but swallowed on the way
+                    raise KeyboardInterrupt
             except KeyboardInterrupt:
                 progress.close()
                 what = ", ".join(saved) if saved else "nothing yet"

@@ -38,3 +38,29 @@ def test_bad_arguments_give_one_line_and_status_2(args, message):
     assert len(lines) == 1, out.stderr
     assert message in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_a_ctrl_c_swallowed_by_a_gc_callback_is_still_seen(capsys):
+    # JAX's garbage-collector callback can be where a Ctrl-C lands; Python then swallows the
+    # KeyboardInterrupt and prints "Exception ignored". The run must still see it, quietly.
+    import gc
+    import os
+    import signal
+
+    from fibjax import cli
+
+    def callback(phase, info):
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):  # the handler runs here, inside the callback
+                pass
+
+    with cli._catch_ctrl_c() as ctrl_c:
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+    assert ctrl_c["hit"]
+    assert "KeyboardInterrupt" not in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
