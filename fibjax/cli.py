@@ -59,10 +59,13 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="persistent compilation cache (default $FIBJAX_CACHE_DIR or ~/.cache/fibjax/jax)",
+        help="cache of compiled programs, traced ones in its programs/ folder"
+        " (default $FIBJAX_CACHE_DIR or ~/.cache/fibjax/jax)",
     )
     group.add_argument(
-        "--no-cache", action="store_true", help="do not read or write the compilation cache"
+        "--no-cache",
+        action="store_true",
+        help="do not read or write the caches of compiled and traced programs",
     )
     group.add_argument(
         "--cpu-devices", type=int, default=None, help="CPU devices to shard seeds over (cores)"
