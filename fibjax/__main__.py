@@ -4,4 +4,6 @@ import sys
 
 from fibjax.cli import main
 
-sys.exit(main())
+# Guarded, so that importing this module (as multiprocessing's "spawn" does) runs nothing.
+if __name__ == "__main__":
+    sys.exit(main())
