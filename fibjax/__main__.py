@@ -1,9 +1,7 @@
 """``python -m fibjax``: the same as the ``fibjax`` command."""
 
-import sys
-
-from fibjax.cli import main
+from fibjax.cli import run
 
 # Guarded, so that importing this module (as multiprocessing's "spawn" does) runs nothing.
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -128,10 +128,12 @@ def train_arm(
     seeds: tuple[int, ...],
     progress: Any = None,
     program_cache: Path | None = None,
+    on_training: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Trains one arm under all its seeds in one compiled call; returns what is saved of it.
 
-    ``program_cache`` is passed on to :func:`fibjax.train.compile_seeds`.
+    ``program_cache`` is passed on to :func:`fibjax.train.compile_seeds`; ``on_training`` is
+    called with the label once the training is dispatched.
     """
     train_config = config.train_config(model)
     if progress is not None:
@@ -144,7 +146,10 @@ def train_arm(
     if progress is not None:
         progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs)")
     start = time.perf_counter()
-    result = jax.block_until_ready(run())
+    result = run()
+    if on_training is not None:
+        on_training(label)
+    result = jax.block_until_ready(result)
     train_s = time.perf_counter() - start
     arrays = {
         "seeds": np.asarray(seeds, np.int64),
@@ -223,6 +228,7 @@ def run_comparison(
     progress: Any = None,
     on_saved: Callable[[str], None] | None = None,
     program_cache: Path | None = None,
+    on_training: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Trains every arm of the run in ``out_dir`` that is not saved yet, saving each at once.
 
@@ -231,6 +237,8 @@ def run_comparison(
       progress: a :class:`fibjax.progress.Progress`, or ``None``.
       on_saved: called with each arm's label once it is saved.
       program_cache: where traced training programs are kept between runs, or ``None``.
+      on_training: called with an arm's label once its training is dispatched: the devices then
+        work while this process only waits.
 
     Returns:
       Every arm's arrays by label.
@@ -242,7 +250,9 @@ def run_comparison(
         if arm_path(out_dir, label).exists():
             arms[label] = load_arm(out_dir, label, model, seeds)
             continue
-        arms[label] = train_arm(config, data, label, model, seeds, progress, program_cache)
+        arms[label] = train_arm(
+            config, data, label, model, seeds, progress, program_cache, on_training
+        )
         storage.write_npz(arm_path(out_dir, label), arms[label])
         if on_saved is not None:
             on_saved(label)

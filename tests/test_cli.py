@@ -64,3 +64,23 @@ def test_a_ctrl_c_swallowed_by_a_gc_callback_is_still_seen(capsys):
     assert ctrl_c["hit"]
     assert "KeyboardInterrupt" not in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_the_quick_exit_runs_atexit_flushes_and_keeps_the_status(tmp_path):
+    # The command line leaves without the interpreter's teardown; what a program relies on at
+    # exit (atexit handlers, buffered output, the exit status) must survive that.
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, sys\n"
+        "from fibjax.cli import exit_quickly\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "exit_quickly(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert done.stdout == "buffered, no newline"
+    assert marker.read_text() == "yes"
