@@ -3,7 +3,8 @@
 Every function takes NumPy arrays, writes one PNG to ``path`` and returns ``path``. Figures are
 plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, so no pyplot state is
 touched and nothing needs closing. Each PNG is written to a temporary file in the same folder and
-moved onto ``path`` with :func:`os.replace`, so a killed run never leaves a half-written image.
+moved onto ``path`` (:func:`fibjax.storage.atomic_path`), so a killed run never leaves a
+half-written image.
 
 Non-finite values (diverged seeds) are left out of every statistic, and so are values that a log
 axis cannot show (zero or negative, and losses or MSEs of ``LOG_AXIS_MAX`` or more); the figures
@@ -12,9 +13,6 @@ say how many were left out.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -25,6 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+
+from fibjax import storage
 
 DPI = 150
 FIGSIZE = (7.0, 4.5)
@@ -82,17 +82,9 @@ def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 def _save(fig: Figure, path: Path | str) -> Path:
     """Renders ``fig`` to a temporary PNG beside ``path`` and moves it onto ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.png")
     try:
-        with open(tmp, "xb") as fh:
+        with storage.atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fig.savefig(fh, format="png", dpi=DPI)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     finally:
         fig.clear()
     return path

@@ -6,14 +6,14 @@ leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +24,27 @@ class ResultFileError(ValueError):
     """A result file is missing, truncated, edited by hand or not written by fibjax."""
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
+@contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds.
+    """Yields a temporary path beside ``path``; moves it onto ``path`` if the block succeeds.
 
-    The file gets the permissions a plain ``open`` would give it (``0o666`` less the umask), not
-    the owner-only ones of a temporary file.
+    The temporary file is created with mode ``0o666`` less the umask, as ``open`` would make
+    ``path`` itself, and is flushed to disk before the move.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def write_text(path: Path, text: str) -> None:
