@@ -1,6 +1,7 @@
 """Shapes, parameter counts and the forward pass against NumPy, for every module."""
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +15,7 @@ from fibjax.models import (
     count_params,
     init_params,
     make_model,
+    orthogonal,
     predict,
 )
 
@@ -64,6 +66,14 @@ def test_cell_initialisers_follow_keras():
     assert np.all(np.abs(np.asarray(params["kernel"])) <= limit)
 
 
+def test_orthogonal_under_vmap_draws_what_each_key_draws():
+    keys = jax.random.split(KEY, 5)
+    batched = jax.jit(jax.vmap(lambda k: orthogonal(k, (3, 3))))(keys)
+    reference = nn.initializers.orthogonal()
+    for key, matrix in zip(keys, batched, strict=True):
+        chex.assert_trees_all_close(matrix, reference(key, (3, 3)), atol=1e-6)
+
+
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (7, 20, 2), (3, 5, 4), (2, 33, 1)])
 def test_scanned_rnn_shapes(batch, time, features):
     rnn = SimpleRNN(features, return_sequences=True)
@@ -91,31 +101,51 @@ def test_scanned_rnn_follows_the_recurrence():
     np.testing.assert_allclose(rnn.apply(params, x), np.stack(expected, axis=1), atol=1e-6)
 
 
-def _numpy_rnn_loss(cell, x):
+def _numpy_rnn_loss(cell, x, sequences):
+    """A loss of every state (or of the last), by the recurrence written out in NumPy."""
     h = np.zeros((x.shape[0], cell["kernel"].shape[1]))
+    total = 0.0
     for t in range(x.shape[1]):
         h = np.tanh(x[:, t] @ cell["kernel"] + h @ cell["recurrent_kernel"] + cell["bias"])
-    return np.sum(np.sin(h))
+        if sequences:
+            total += np.sum(np.sin(h * (t + 1)))
+    return total if sequences else np.sum(np.sin(h))
 
 
-def test_rnn_gradients_match_finite_differences():
-    # The cell is rematerialised inside the scan; its gradients must still be the loss's
+def _central_differences(loss, value):
+    numeric = np.zeros_like(value)
+    for i in np.ndindex(value.shape):
+        step = np.zeros_like(value)
+        step[i] = 1e-6
+        numeric[i] = (loss(value + step) - loss(value - step)) / 2e-6
+    return numeric
+
+
+# Hidden sizes on both sides of fibjax.recurrence.MULTIPLY_ADD_UNITS, one and several inputs.
+@pytest.mark.parametrize("features, in_features", [(1, 1), (3, 1), (2, 3), (6, 2)])
+@pytest.mark.parametrize("sequences", [False, True])
+def test_rnn_gradients_match_finite_differences(features, in_features, sequences):
+    # The backward pass is written out (fibjax.recurrence); its gradients must be the loss's
     # derivatives, here by central differences of a float64 NumPy forward pass.
-    x = jax.random.normal(KEY, (2, 6, 1))
-    rnn = SimpleRNN(3)
+    x = jax.random.normal(KEY, (2, 6, in_features))
+    rnn = SimpleRNN(features, return_sequences=sequences)
     params = rnn.init(KEY, x)
-    got = jax.grad(lambda p: jnp.sum(jnp.sin(rnn.apply(p, x))))(params)["params"]["cell"]
+    steps = jnp.arange(1, 7, dtype=jnp.float32)[:, None]
+
+    def loss(p, x):
+        out = rnn.apply(p, x)
+        return jnp.sum(jnp.sin(out * steps)) if sequences else jnp.sum(jnp.sin(out))
+
+    got, got_x = jax.grad(loss, argnums=(0, 1))(params, x)
     cell = {k: np.asarray(v, np.float64) for k, v in params["params"]["cell"].items()}
     x64 = np.asarray(x, np.float64)
     for name, value in cell.items():
-        numeric = np.zeros_like(value)
-        for i in np.ndindex(value.shape):
-            step = np.zeros_like(value)
-            step[i] = 1e-6
-            up = _numpy_rnn_loss({**cell, name: value + step}, x64)
-            down = _numpy_rnn_loss({**cell, name: value - step}, x64)
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(got[name], numeric, atol=1e-5, err_msg=name)
+        numeric = _central_differences(
+            lambda v, name=name: _numpy_rnn_loss({**cell, name: v}, x64, sequences), value
+        )
+        np.testing.assert_allclose(got["params"]["cell"][name], numeric, atol=2e-5, err_msg=name)
+    numeric_x = _central_differences(lambda v: _numpy_rnn_loss(cell, v, sequences), x64)
+    np.testing.assert_allclose(got_x, numeric_x, atol=2e-5, err_msg="x")
 
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (6, 20, 2), (2, 7, 5)])

@@ -121,3 +121,25 @@ def test_sharded_over_four_cpu_devices_equals_one_device(model, tmp_path):
     np.testing.assert_allclose(
         sharded["kernel"], single.params["rnn"]["cell"]["kernel"], rtol=0, atol=1e-6
     )
+
+
+WIDE = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from fibjax.data import fibonacci_windows
+    from fibjax.train import TrainConfig, fit_seeds
+    assert jax.device_count() == 2, jax.devices()
+    config = TrainConfig("vanilla", hidden=16, epochs=1)
+    r = fit_seeds(config, fibonacci_windows(40, 4), list(range(128)))
+    assert np.all(np.isfinite(r.test_mse))
+    """
+)
+
+
+def test_wide_models_on_two_cpu_devices_do_not_hang():
+    # The orthogonal initialiser's QR, batched over 64 seeds per device, used to wait forever
+    # for CPU threads held by the other device.
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
+    subprocess.run([sys.executable, "-c", WIDE], check=True, env=env, timeout=120)
