@@ -172,6 +172,22 @@ def _mse(model, params, x, y):
     return jnp.mean(jnp.square(model.apply({"params": params}, x) - y))
 
 
+# Windows evaluated at once after training. Under vmap over seeds the attention model's states
+# for all 826 windows are an array of tens of MB per chunk of seeds; blocks of this many windows
+# stay in cache (benchmarks/NOTES.md).
+EVAL_BLOCK = 128
+
+
+def _blocked_mse(model, params, x, y):
+    """``_mse`` over ``x`` in blocks of :data:`EVAL_BLOCK` windows; the same numbers."""
+    errors = jax.lax.map(
+        lambda xy: jnp.square(model.apply({"params": params}, xy[0][None])[0] - xy[1]),
+        (x, y),
+        batch_size=min(EVAL_BLOCK, x.shape[0]),
+    )
+    return jnp.mean(errors)
+
+
 def _all_finite(tree) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
@@ -256,8 +272,8 @@ def make_train(
         return FitResult(
             params=params,
             epoch_losses=losses,
-            train_mse=_mse(model, params, train_x, train_y),
-            test_mse=_mse(model, params, test_x, test_y),
+            train_mse=_blocked_mse(model, params, train_x, train_y),
+            test_mse=_blocked_mse(model, params, test_x, test_y),
             diverged_epoch=_first_failure(finite),
             step_losses=steps,
         )

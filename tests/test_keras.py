@@ -51,6 +51,15 @@ def test_one_unshuffled_epoch_matches_keras_predictions(one_keras_epoch, noteboo
     np.testing.assert_allclose(got, keras["pred1_test"], atol=1e-6)
 
 
+def test_one_unshuffled_epoch_matches_keras_evaluate(one_keras_epoch, notebook_data):
+    # FitResult's MSEs are computed in blocks of windows; Keras's predictions give them whole.
+    _, keras, result = one_keras_epoch
+    for split, got in (("train", result.train_mse), ("test", result.test_mse)):
+        y = np.asarray(getattr(notebook_data, f"{split}_y"), np.float64)
+        want = np.mean((keras[f"pred1_{split}"].astype(np.float64).reshape(y.shape) - y) ** 2)
+        np.testing.assert_allclose(float(got), want, rtol=1e-4, atol=1e-9, err_msg=split)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_round_trip(name):
     keras = load_keras_vectors(name)
