@@ -337,10 +337,10 @@ def fit(
     return compile_program(lowered, jax.default_backend())(key, params)
 
 
-# On a CPU, seeds train fastest in chunks of a few hundred: measured on 2 cores
-# (benchmarks/NOTES.md), 512 vanilla or 256 attention seeds at window 20 and hidden 2 per chunk.
+# On a CPU, seeds train fastest in chunks of one to two hundred: measured on 2 cores
+# (benchmarks/NOTES.md), 256 vanilla or 128 attention seeds at window 20 and hidden 2 per chunk.
 # Chunks also bound the program's memory, whatever the seed count.
-CPU_CHUNK_BUDGET = 20480
+CPU_CHUNK_BUDGET = 10240
 
 
 def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None:
