@@ -141,18 +141,17 @@ def data_config_from(args: argparse.Namespace):
     )
 
 
+def training_options(args: argparse.Namespace) -> dict[str, object]:
+    """The training options (:func:`add_training_options`) by field name of the configs."""
+    names = ("hidden", "epochs", "batch_size", "learning_rate", "optimizer")
+    return {name: getattr(args, name) for name in names}
+
+
 def train_config_from(args: argparse.Namespace, model: str):
     """The validated :class:`fibjax.train.TrainConfig` of the training options."""
     from fibjax.train import TrainConfig
 
-    return TrainConfig(
-        model=model,
-        hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        optimizer=args.optimizer,
-    )
+    return TrainConfig(model=model, **training_options(args))
 
 
 def configure_runtime(args: argparse.Namespace) -> Path | None:
@@ -241,11 +240,7 @@ def compare_config_from(args: argparse.Namespace):
         return CompareConfig(
             seeds=_seed_list(args),
             data=data_config_from(args),
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            optimizer=args.optimizer,
+            **training_options(args),
             alpha=args.alpha,
             aa=args.aa,
             aa_model=args.aa_model,

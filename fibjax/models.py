@@ -13,7 +13,7 @@ import jax
 import jax.custom_batching
 import jax.numpy as jnp
 
-from fibjax.recurrence import simple_rnn
+from fibjax.recurrence import simple_rnn, simple_rnn_step
 
 MODEL_NAMES = ("vanilla", "attention")
 
@@ -78,8 +78,7 @@ class SimpleRNNCell(nn.Module):
         Returns:
           The new state twice (as carry and as output), ``<float32>[batch, features]``.
         """
-        kernel, recurrent, bias = self.weights(x.shape[-1])
-        h = jnp.tanh(x @ kernel + bias + h @ recurrent)
+        h = simple_rnn_step(h, x, *self.weights(x.shape[-1]))
         return h, h
 
 

@@ -44,36 +44,50 @@ def _outer_sum(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(a[..., :, None] * b[..., None, :], axis=axes)
 
 
-def _forward(x, kernel, recurrent_kernel, bias, unroll):
-    """The states, time-major: ``<float32>[time, batch, units]``, for the backward pass."""
-    inputs = jnp.swapaxes(_times_matrix(x, kernel) + bias, 0, 1)
+def simple_rnn_step(
+    h: jax.Array, x_t: jax.Array, kernel: jax.Array, recurrent_kernel: jax.Array, bias: jax.Array
+) -> jax.Array:
+    """One step, ``tanh(x_t W + b + h U)``, in Keras's order of additions.
 
-    def step(h, input_t):
-        h = jnp.tanh(input_t + _times_matrix(h, recurrent_kernel))
-        return h, h
+    Args:
+      h: ``<float32>[batch, units]`` the previous state.
+      x_t: ``<float32>[batch, in_features]`` the input at this step.
+      kernel, recurrent_kernel, bias: ``W``, ``U`` and ``b`` as in :func:`simple_rnn`.
 
-    h0 = jnp.zeros(inputs.shape[1:], inputs.dtype)
-    _, states = jax.lax.scan(step, h0, inputs, unroll=unroll)
-    return states
+    Returns:
+      ``<float32>[batch, units]``, the new state.
+
+    >>> h = simple_rnn_step(jnp.zeros((1, 2)), jnp.ones((1, 1)), jnp.ones((1, 2)), jnp.eye(2),
+    ...                     jnp.zeros(2))
+    >>> h.shape, bool(jnp.allclose(h, jnp.tanh(1.0)))
+    ((1, 2), True)
+    """
+    return jnp.tanh(_times_matrix(x_t, kernel) + bias + _times_matrix(h, recurrent_kernel))
+
+
+def _states(x, kernel, recurrent_kernel, bias, keep, unroll):
+    """The last state ``<float32>[batch, units]`` and, if ``keep``, every state, time-major."""
+
+    def step(h, x_t):
+        h = simple_rnn_step(h, x_t, kernel, recurrent_kernel, bias)
+        return h, (h if keep else None)
+
+    h0 = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), x.dtype)
+    return jax.lax.scan(step, h0, jnp.swapaxes(x, 0, 1), unroll=unroll)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
     # Without a gradient nothing is kept that is not returned: evaluating a model on all 826
-    # windows under vmap over seeds, the stored states and inputs were arrays of tens of MB
-    # and the evaluation took longer than two training epochs.
-    def step(h, x_t):
-        h = jnp.tanh(_times_matrix(x_t, kernel) + bias + _times_matrix(h, recurrent_kernel))
-        return h, (h if return_sequences else None)
-
-    h0 = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), x.dtype)
-    last, states = jax.lax.scan(step, h0, jnp.swapaxes(x, 0, 1), unroll=unroll)
+    # windows under vmap over seeds, stored states were arrays of tens of MB and the
+    # evaluation took longer than two training epochs.
+    last, states = _states(x, kernel, recurrent_kernel, bias, return_sequences, unroll)
     return jnp.swapaxes(states, 0, 1) if return_sequences else last
 
 
 def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
-    states = _forward(x, kernel, recurrent_kernel, bias, unroll)
-    output = jnp.swapaxes(states, 0, 1) if return_sequences else states[-1]
+    last, states = _states(x, kernel, recurrent_kernel, bias, True, unroll)
+    output = jnp.swapaxes(states, 0, 1) if return_sequences else last
     return output, (x, kernel, recurrent_kernel, states)
 
 
@@ -98,7 +112,7 @@ def _simple_rnn_bwd(return_sequences, unroll, residuals, cotangent):
 
     previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
     x_time_major = jnp.swapaxes(x, 0, 1)
-    d_x = jnp.swapaxes(d_pre @ kernel.T, 0, 1)
+    d_x = jnp.swapaxes(_times_matrix(d_pre, kernel.T), 0, 1)
     d_kernel = _outer_sum(x_time_major, d_pre)
     d_recurrent = _outer_sum(previous, d_pre)
     d_bias = jnp.sum(d_pre, axis=(0, 1))

@@ -90,11 +90,8 @@ def test_log_scaling_gives_every_window_signal():
 
 def test_log_scaling_reaches_past_float64():
     data = fibonacci_windows(n_terms=3000, scaling="log")
-    assert np.all(np.isfinite(data.train_x)) and data.train_x.shape == (
-        2086,
-        20,
-        1,
-    )  # int(0.7 * 2980)
+    assert np.all(np.isfinite(data.train_x))
+    assert data.train_x.shape == (2086, 20, 1)  # int(0.7 * 2980)
     with pytest.raises(ValueError, match="n_terms=3000"):
         DataConfig(n_terms=3000)
 
