@@ -11,6 +11,7 @@ figures and report from the saved files alone.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,14 +60,22 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", check_seeds(self.seeds))
-        self.train_config("vanilla")  # validates the protocol
-        if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
+        if not isinstance(self.data, DataConfig):
+            raise ValueError(f"data={self.data!r} must be a DataConfig")
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
             raise ValueError(f"alpha={self.alpha!r} must be a number strictly between 0 and 1")
+        object.__setattr__(self, "alpha", float(alpha))
         if not isinstance(self.aa, bool):
             raise ValueError(f"aa={self.aa!r} must be True or False")
         seed = self.stats_seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"stats_seed={self.stats_seed!r} must be an integer >= 0")
+        object.__setattr__(self, "stats_seed", int(seed))
+        # The protocol's numbers as the TrainConfig holds them (NumPy numbers made Python ones).
+        protocol = self.train_config("vanilla")
+        for name in ("hidden", "epochs", "batch_size", "learning_rate"):
+            object.__setattr__(self, name, getattr(protocol, name))
         if self.aa_model not in MODEL_NAMES:
             raise ValueError(f"aa_model={self.aa_model!r} is unknown; choose one of {MODEL_NAMES}")
         if self.aa:

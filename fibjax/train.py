@@ -8,8 +8,10 @@ compiled call of ``jax.vmap(train)``, with the seed axis sharded over every loca
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from fibjax import program_cache as program_cache_lib
 from fibjax.data import FibonacciData
 from fibjax.models import MODEL_NAMES, make_model
 from fibjax.optim import OPTIMIZERS, make_optimizer
+
+MAX_COUNT = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +67,18 @@ class TrainConfig:
             raise ValueError(f"optimizer={self.optimizer!r} is unknown; choose one of {known}")
         for name in ("hidden", "epochs", "batch_size", "unroll"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
+            if value > MAX_COUNT:  # the programs count epochs, steps and units in int32
+                raise ValueError(f"{name}={value!r} is too large; at most {MAX_COUNT}")
+            # NumPy integers become Python ones, so the config compares and saves as one.
+            object.__setattr__(self, name, int(value))
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
             raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
         if lr <= 0:
             raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
+        object.__setattr__(self, "learning_rate", float(lr))
         for name in ("shuffle", "record_step_losses"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
@@ -119,13 +128,20 @@ def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     seeds = tuple(seeds)
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
-            raise ValueError(f"seed {s!r} must be an integer from 0 to {MAX_SEED}")
-    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if duplicated:
-        raise ValueError(f"seeds must be distinct; repeated: {duplicated}")
-    return tuple(int(s) for s in seeds)
+    # Plain ints are checked in bulk: a per-seed isinstance check of numbers.Integral costs
+    # about a microsecond, a fifth of a second for 200,000 seeds.
+    plain = all(type(s) is int for s in seeds)
+    if not plain or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 <= s <= MAX_SEED:
+                raise ValueError(f"seed {s!r} must be an integer from 0 to {MAX_SEED}")
+        seeds = tuple(int(s) for s in seeds)
+    if len(set(seeds)) != len(seeds):
+        counts = collections.Counter(seeds)
+        duplicated = sorted(s for s, n in counts.items() if n > 1)
+        shown = ", ".join(map(str, duplicated[:10])) + (", ..." if len(duplicated) > 10 else "")
+        raise ValueError(f"seeds must be distinct; repeated: [{shown}]")
+    return seeds
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
