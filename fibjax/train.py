@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,69 @@ def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None
     return max(1, CPU_CHUNK_BUDGET // per_seed)
 
 
+def param_count(config: TrainConfig, data: FibonacciData) -> int:
+    """Parameters of ``config``'s model on ``data``'s windows, counted without allocating them.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> param_count(TrainConfig("vanilla"), fibonacci_windows(n_terms=60))
+    11
+    """
+    model = make_model(config.model, config.hidden, config.unroll)
+    x = jax.ShapeDtypeStruct((1, *data.train_x.shape[1:]), jnp.float32)
+    shapes = jax.eval_shape(lambda k: model.init(k, x)["params"], jax.random.key(0))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def memory_estimate(
+    config: TrainConfig, data: FibonacciData, n_seeds: int, parallel: int | None = None
+) -> int:
+    """A lower estimate, in bytes, of the memory that training ``n_seeds`` seeds needs.
+
+    Each seed keeps its parameters and losses, on the device and again on the host; the
+    ``parallel`` seeds trained at once (all by default) each hold their optimizer state,
+    gradients and the states of one batch and one evaluation block. It is meant to refuse
+    settings that cannot fit before anything compiles, not to predict XLA's exact use.
+    """
+    n_params = param_count(config, data)
+    n_train, window = data.train_x.shape[:2]
+    steps = -(-n_train // config.batch_size)
+    losses = config.epochs * (1 + (steps if config.record_step_losses else 0))
+    per_seed = 2 * 4 * (n_params + losses + data.test_x.shape[0])
+    states = (config.batch_size + min(EVAL_BLOCK, data.test_x.shape[0])) * window * config.hidden
+    per_parallel_seed = 4 * (4 * n_params + 4 * states)
+    parallel = n_seeds if parallel is None else min(parallel, n_seeds)
+    return n_seeds * per_seed + parallel * per_parallel_seed
+
+
+def memory_available(device: jax.Device) -> int | None:
+    """The memory of ``device`` in bytes (the machine's for a CPU), or ``None`` if unknown."""
+    if device.platform == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    stats = device.memory_stats() or {}
+    return stats.get("bytes_limit")
+
+
+def check_memory(
+    config: TrainConfig, data: FibonacciData, n_seeds: int, devices: Sequence[jax.Device]
+) -> None:
+    """Raises ``ValueError`` when :func:`memory_estimate` is above what the devices have."""
+    chunk = default_chunk(config, data.train_x.shape[1], devices[0].platform)
+    parallel = None if chunk is None else chunk * len(devices)
+    need = memory_estimate(config, data, n_seeds, parallel)
+    have = memory_available(devices[0])
+    if have is not None and devices[0].platform != "cpu":
+        have *= len(devices)
+    if have is not None and need > have:
+        raise ValueError(
+            f"training {n_seeds} seed(s) of {config.model} (hidden={config.hidden},"
+            f" epochs={config.epochs}) needs at least {need / 2**30:.3g} GiB, more than the"
+            f" {have / 2**30:.3g} GiB this machine has; use fewer seeds, epochs or units"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class CompiledSeeds:
     """The compiled training of a list of seeds; call it to run.
@@ -437,6 +501,7 @@ def compile_seeds(
     seeds = check_seeds(seeds)
     devices = list(devices if devices is not None else jax.local_devices())
     platform = devices[0].platform
+    check_memory(config, data, len(seeds), devices)
     if chunk is None:
         chunk = default_chunk(config, data.train_x.shape[1], platform)
     padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
