@@ -206,9 +206,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from fibjax.data import windows_from_config
     from fibjax.models import count_params
     from fibjax.progress import Progress
-    from fibjax.train import compile_program, make_train
+    from fibjax.train import check_memory, compile_program, make_train
 
     data = windows_from_config(data_config)
+    try:
+        check_memory(config, data, 1, jax.local_devices()[:1])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     with Progress() as progress:
         progress.phase(f"compiling {config.model}")
         train = make_train(config, data)  # no host callback, so the program can be cached
@@ -308,9 +312,13 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         out_dir = args.resume
         config = _check_resume(args)
     else:
-        _seed_count(args)
-        compare_config_from(args, seeds=(0,))  # every option but the seeds, cheaply first
+        n_seeds = _seed_count(args)
         out_dir = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
+        if n_seeds >= LARGE_RUN:
+            # Importing JAX and checking the seeds and folder take a second or two before the
+            # first phase; a large run says what it does at once.
+            print(f"preparing a run of {n_seeds} seeds in {out_dir} ...", file=sys.stderr)
+        compare_config_from(args, seeds=(0,))  # every option but the seeds, cheaply first
     program_cache = configure_runtime(args)
     if args.resume is None:
         _check_fits(compare_config_from(args, seeds=(0,)), _seed_count(args))
@@ -324,14 +332,15 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     return _train_and_report(out_dir, program_cache, args.allow_version_change)
 
 
-def _seed_count(args: argparse.Namespace) -> int:
-    """How many seeds the options give, checked without building them."""
-    from fibjax.train import MAX_SEED
+LARGE_RUN = 10_000  # seeds from which fibjax compare says what it does before JAX starts
 
+
+def _seed_count(args: argparse.Namespace) -> int:
+    """How many seeds the options give, checked without building them (or importing JAX)."""
     if args.seed_list is not None:
         return len(args.seed_list.split(","))
-    if not 1 <= args.seeds <= MAX_SEED + 1:
-        raise UsageError(f"--seeds={args.seeds} must be an integer from 1 to {MAX_SEED + 1}")
+    if not 1 <= args.seeds <= 2**32:  # fibjax.train.MAX_SEED + 1
+        raise UsageError(f"--seeds={args.seeds} must be an integer from 1 to {2**32}")
     return args.seeds
 
 

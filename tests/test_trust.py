@@ -142,8 +142,18 @@ def test_resume_refuses_a_run_json_edited_after_an_arm_was_saved(partial, capsys
 
 
 def test_an_arm_from_another_configuration_is_refused(finished, partial, capsys, tmp_path):
+    # What another run's arm carries: its own provenance (here: another learning rate).
+    from fibjax import provenance
+
     other = tmp_path / "other"
-    assert fibjax(capsys, "compare", *TINY, "--learning-rate", "0.01", "--out", other)[0] == 0
+    other.mkdir()
+    with np.load(finished / "arm_vanilla.npz") as npz:
+        arrays = dict(npz)
+    record = provenance.from_array(arrays["provenance"], "arm")
+    record["config"]["train"]["learning_rate"] = 0.01
+    record["config"]["run"]["learning_rate"] = 0.01
+    arrays["provenance"] = provenance.to_array(record)
+    np.savez(other / "arm_vanilla.npz", **arrays)
     shutil.copy(other / "arm_vanilla.npz", partial / "arm_vanilla.npz")
     status, err = fibjax(capsys, "compare", "--resume", partial)
     line = one_line(err)
@@ -416,23 +426,113 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["run.json", "arm_vanilla.npz", "report.md"])
-def test_sigkill_during_each_write_then_resume(finished, capsys, tmp_path, target):
+def test_sigkill_while_an_arm_is_written_then_resume(finished, capsys, tmp_path):
     out = tmp_path / "killed"
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_AT, target, "compare", *TINY, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-c", KILL_AT, "arm_vanilla.npz", "compare", *TINY, "--out", out]
+    killed = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
-    assert [p for p in out.iterdir() if p.name.endswith(".tmp")]  # what the kill left
-    if target == "run.json":
-        status, err = fibjax(capsys, "compare", "--resume", out)
-        assert status == 2 and f"--out {out}" in one_line(err)
-        status, err = fibjax(capsys, "compare", *TINY, "--out", out)  # the folder is reusable
-    else:
-        status, err = fibjax(capsys, "compare", "--resume", out)
+    assert [p for p in out.iterdir() if p.name.startswith(".arm_vanilla.npz.")]  # left by the kill
+    status, err = fibjax(capsys, "compare", "--resume", out)
     assert status == 0, err
     assert (out / "results.csv").read_text() == (finished / "results.csv").read_text()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(done.stdout)
+
+
+def test_a_kill_while_run_json_was_written_leaves_a_reusable_folder(capsys, tmp_path, monkeypatch):
+    # What a SIGKILL inside storage.atomic_path leaves (the real kill: the test above): the
+    # temporary file, whole or not, and no run.json.
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / f".run.json.{dead_pid()}.0badc0de.tmp").write_text('{"format": "fibjax-comp')
+    status, err = fibjax(capsys, "compare", "--resume", out)
+    assert status == 2 and f"fibjax compare --out {out}" in one_line(err)
+    assert not list(out.iterdir())  # the leftover is gone, so --out can use the folder
+    (out / "run.json").write_text('{"format": "fibjax-comp')  # a partial run.json, no arms
+    from fibjax import compare
+
+    def stop(*args, **kwargs):  # the folder is all this test checks: no training
+        raise SystemExit
+
+    monkeypatch.setattr(compare, "run_comparison", stop)
+    with pytest.raises(SystemExit):
+        fibjax(capsys, "compare", *TINY, "--out", out)
+    assert json.loads((out / "run.json").read_text())["config"]["epochs"] == 2
+
+
+def test_a_kill_while_the_report_was_moved_in_then_resume(finished, capsys, tmp_path):
+    out = tmp_path / "killed"
+    shutil.copytree(finished, out)
+    leftover = out / f".report.md.{dead_pid()}.0badc0de.tmp"
+    leftover.write_text("# half")
+    (out / "report.md").unlink()
+    status, err = fibjax(capsys, "compare", "--resume", out)
+    assert status == 0, err
+    assert not leftover.exists() and (out / "report.md").read_text().startswith("# fibjax")
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"JAX_ENABLE_X64": "1"}, "JAX_ENABLE_X64"),
+        ({"JAX_PLATFORMS": "cuda"}, "JAX_PLATFORMS='cuda'"),
+        ({"JAX_PLATFORMS": "nonesuch"}, "JAX_PLATFORMS='nonesuch'"),
+    ],
+)
+def test_unsupported_jax_settings_give_one_line(env, message, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "fibjax", "compare", *TINY, "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in one_line(done.stderr)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_terminal_that_is_not_utf8_still_gets_the_report(finished):
+    done = subprocess.run(
+        [sys.executable, "-m", "fibjax", "report", str(finished)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Report:" in done.stdout
+
+
+def test_a_large_run_says_what_it_does_before_jax_starts(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fibjax",
+            "compare",
+            *TINY[2:],
+            "--seeds",
+            "200000",
+            "--out",
+            str(tmp_path / "big"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert first.startswith("preparing a run of 200000 seeds")
+
+
+def test_train_refuses_a_model_too_large_for_memory(capsys):
+    status, err = fibjax(capsys, "train", "--hidden", "200000", "--epochs", "1", "--no-cache")
+    assert status == 2 and "GiB" in one_line(err)
