@@ -124,6 +124,12 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="continue an interrupted comparison's folder, with its saved configuration",
     )
+    group.add_argument(
+        "--allow-version-change",
+        action="store_true",
+        help="let --resume train under other fibjax, JAX or Flax code than the run began with"
+        " (the report says so)",
+    )
     add_data_options(parser)
     add_training_options(parser)
     add_runtime_options(parser)
@@ -168,12 +174,20 @@ def configure_runtime(args: argparse.Namespace) -> Path | None:
     cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
     try:
         runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     except OSError as error:
         raise UsageError(
             f"cache folder {cache_dir}: cannot be created ({error.strerror or error});"
             " give another with --cache-dir or FIBJAX_CACHE_DIR, or run with --no-cache"
         ) from None
-    return None if cache_dir is None else Path(cache_dir) / "programs"
+    if cache_dir is None:
+        return None
+    programs = Path(cache_dir) / "programs"
+    from fibjax import storage
+
+    storage.remove_stale_temporaries(programs)  # of runs killed while they saved a program
+    return programs
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -192,9 +206,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from fibjax.data import windows_from_config
     from fibjax.models import count_params
     from fibjax.progress import Progress
-    from fibjax.train import compile_program, make_train
+    from fibjax.train import check_memory, compile_program, make_train
 
     data = windows_from_config(data_config)
+    try:
+        check_memory(config, data, 1, jax.local_devices()[:1])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     with Progress() as progress:
         progress.phase(f"compiling {config.model}")
         train = make_train(config, data)  # no host callback, so the program can be cached
@@ -221,9 +239,7 @@ def _print_fit(config, seed: int, result, n_params: int, seconds: float) -> None
 
 def _seed_list(args: argparse.Namespace) -> tuple[int, ...]:
     if args.seed_list is None:
-        if args.seeds < 1:
-            raise UsageError(f"--seeds={args.seeds} must be an integer >= 1")
-        return tuple(range(args.seeds))
+        return tuple(range(_seed_count(args)))
     try:
         return tuple(int(part) for part in args.seed_list.split(","))
     except ValueError:
@@ -232,13 +248,16 @@ def _seed_list(args: argparse.Namespace) -> tuple[int, ...]:
         ) from None
 
 
-def compare_config_from(args: argparse.Namespace):
-    """The validated :class:`fibjax.compare.CompareConfig` of the command line."""
+def compare_config_from(args: argparse.Namespace, seeds: tuple[int, ...] | None = None):
+    """The validated :class:`fibjax.compare.CompareConfig` of the command line.
+
+    ``seeds`` replaces the seed options (to check the others before building many seeds).
+    """
     from fibjax.compare import CompareConfig
 
     try:
         return CompareConfig(
-            seeds=_seed_list(args),
+            seeds=_seed_list(args) if seeds is None else seeds,
             data=data_config_from(args),
             **training_options(args),
             alpha=args.alpha,
@@ -281,25 +300,158 @@ def environment_record(argv: Sequence[str] | None) -> dict[str, object]:
 
 
 def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    """``fibjax compare``: trains both arms, saving each, then writes the report."""
-    from fibjax import compare, storage
+    """``fibjax compare``: trains both arms, saving each, then writes the report.
+
+    Everything that can be refused is refused before any training: bad options, a folder
+    that cannot be used, options that conflict with ``--resume``, saved files that disagree
+    with ``run.json``, and settings that cannot fit in memory.
+    """
+    from fibjax import compare
 
     if args.resume is not None:
         out_dir = args.resume
-        try:
-            compare.load_run(out_dir)
-        except storage.ResultFileError as error:
-            raise UsageError(f"--resume: {error}") from None
+        config = _check_resume(args)
     else:
-        config = compare_config_from(args)
+        n_seeds = _seed_count(args)
         out_dir = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
+        if n_seeds >= LARGE_RUN:
+            # Importing JAX and checking the seeds and folder take a second or two before the
+            # first phase; a large run says what it does at once.
+            print(f"preparing a run of {n_seeds} seeds in {out_dir} ...", file=sys.stderr)
+        compare_config_from(args, seeds=(0,))  # every option but the seeds, cheaply first
     program_cache = configure_runtime(args)
     if args.resume is None:
+        _check_fits(compare_config_from(args, seeds=(0,)), _seed_count(args))
+        config = compare_config_from(args)
         try:
             compare.prepare_out_dir(out_dir, config, environment_record(argv))
         except ValueError as error:
             raise UsageError(str(error)) from None
-    return _train_and_report(out_dir, program_cache)
+    else:
+        _check_fits(config, len(config.seeds))
+    return _train_and_report(out_dir, program_cache, args.allow_version_change)
+
+
+LARGE_RUN = 10_000  # seeds from which fibjax compare says what it does before JAX starts
+
+
+def _seed_count(args: argparse.Namespace) -> int:
+    """How many seeds the options give, checked without building them (or importing JAX)."""
+    if args.seed_list is not None:
+        return len(args.seed_list.split(","))
+    if not 1 <= args.seeds <= 2**32:  # fibjax.train.MAX_SEED + 1
+        raise UsageError(f"--seeds={args.seeds} must be an integer from 1 to {2**32}")
+    return args.seeds
+
+
+def _check_fits(config, n_seeds: int) -> None:
+    """Refuses, before anything compiles, a run whose arms cannot fit in memory."""
+    import jax
+
+    from fibjax.data import windows_from_config
+    from fibjax.train import check_memory
+
+    data = windows_from_config(config.data)
+    for _, model, _ in config.arms():
+        try:
+            check_memory(config.train_config(model), data, n_seeds, jax.local_devices())
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+
+
+# Options of ``fibjax compare`` that the saved configuration of a run fixes, by where
+# CompareConfig keeps them.
+_SAVED_OPTIONS = {
+    "hidden": ("hidden",),
+    "epochs": ("epochs",),
+    "batch_size": ("batch_size",),
+    "learning_rate": ("learning_rate",),
+    "optimizer": ("optimizer",),
+    "alpha": ("alpha",),
+    "aa": ("aa",),
+    "aa_model": ("aa_model",),
+    "n_terms": ("data", "n_terms"),
+    "window": ("data", "window"),
+    "train_fraction": ("data", "train_fraction"),
+    "scaling": ("data", "scaling"),
+}
+
+
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options that ``argv`` gives explicitly (not by default)."""
+    parser = build_parser()
+    unset = object()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in subparsers.choices.values():
+        for action in sub._actions:
+            if action.dest not in ("help", "handler"):
+                action.default = unset
+    args = parser.parse_args(argv)
+    return {name for name, value in vars(args).items() if value is not unset}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_resume(args: argparse.Namespace):
+    """Every check of ``--resume DIR`` that can be made before training; returns its config."""
+    from fibjax import compare, storage
+
+    out_dir = args.resume
+    given = given_options(args.argv)
+    if "out" in given:
+        raise UsageError(
+            f"--out conflicts with --resume: a resumed run continues in {out_dir}; leave out --out"
+        )
+    if not out_dir.is_dir():
+        raise UsageError(f"--resume {out_dir}: no such folder")
+    storage.remove_stale_temporaries(out_dir)
+    run_file = out_dir / compare.RUN_FILE
+    if not run_file.exists() and not list(out_dir.glob("arm_*.npz")):
+        raise UsageError(
+            f"--resume {out_dir}: holds no {compare.RUN_FILE}; the run was stopped before it"
+            f" began training: start it again with fibjax compare --out {out_dir} and its options"
+        )
+    try:
+        config, _ = compare.load_run(out_dir)
+    except storage.ResultFileError as error:
+        raise UsageError(f"--resume: {error}") from None
+    _check_resume_options(args, given, config, run_file)
+    try:
+        storage.check_writable(out_dir)
+    except OSError as error:
+        raise UsageError(
+            f"--resume {out_dir}: cannot be written ({error.strerror or error}); make it"
+            " writable, or copy the folder and resume the copy"
+        ) from None
+    try:
+        compare.open_for_resume(out_dir, args.allow_version_change)
+    except storage.ResultFileError as error:
+        raise UsageError(f"--resume: {error}") from None
+    return config
+
+
+def _check_resume_options(args, given: set[str], config, run_file: Path) -> None:
+    """Refuses a training option given with ``--resume`` that differs from the saved one."""
+    for name, where in _SAVED_OPTIONS.items():
+        if name not in given:
+            continue
+        saved = config
+        for part in where:
+            saved = getattr(saved, part)
+        value = getattr(args, name)
+        if value != saved or isinstance(value, bool) != isinstance(saved, bool):
+            raise UsageError(
+                f"{_option(name)} {value} differs from the saved {saved!r} in {run_file};"
+                " a resumed run keeps its configuration: leave the option out, or start a new"
+                " run with --out"
+            )
+    if given & {"seeds", "seed_list"} and _seed_list(args) != config.seeds:
+        raise UsageError(
+            f"the seeds given differ from the {len(config.seeds)} saved in {run_file}; a resumed"
+            " run keeps its seeds: leave --seeds/--seed-list out, or start a new run with --out"
+        )
 
 
 class _Preload:
@@ -359,7 +511,9 @@ def _catch_ctrl_c() -> Iterator[dict[str, bool]]:
         sys.unraisablehook = previous_hook
 
 
-def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
+def _train_and_report(
+    out_dir: Path, program_cache: Path | None, allow_version_change: bool = False
+) -> int:
     from fibjax import compare, storage
     from fibjax.progress import Progress
 
@@ -374,6 +528,7 @@ def _train_and_report(out_dir: Path, program_cache: Path | None) -> int:
                     on_saved=saved.append,
                     program_cache=program_cache,
                     on_training=preload.start,
+                    allow_version_change=allow_version_change,
                 )
                 if ctrl_c["hit"]:  # pressed, but swallowed on the way
                     raise KeyboardInterrupt
@@ -447,6 +602,16 @@ def _from_saved_run(folder: Path, build):
         return build(folder)
     except storage.ResultFileError as error:
         raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(
+            f"{folder}: cannot write the report ({_os_error_text(error)}); the previous"
+            " report's files are unchanged. Make the folder writable, or copy it"
+        ) from None
+
+
+def _os_error_text(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -468,15 +633,32 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    _tolerate_output_encoding()
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.handler(args)
     except UsageError as error:
         print(f"fibjax: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a path too long, a folder where a file goes, a full disk...
+        print(f"fibjax: error: {_os_error_text(error)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("fibjax: interrupted", file=sys.stderr)
         return 130
+
+
+def _tolerate_output_encoding() -> None:
+    """Lets a terminal that is not UTF-8 show the output with '?' for α, ×, … instead of failing.
+
+    The files fibjax writes are UTF-8 whatever the terminal's encoding.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
 
 
 def exit_quickly(code: int) -> NoReturn:

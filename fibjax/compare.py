@@ -11,6 +11,7 @@ figures and report from the saved files alone.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ import jax
 import numpy as np
 from flax.traverse_util import flatten_dict
 
-from fibjax import storage
+from fibjax import provenance, storage
 from fibjax.data import DataConfig, FibonacciData, windows_from_config
 from fibjax.models import MODEL_NAMES, attention_weights, predict
 from fibjax.train import TrainConfig, check_seeds, compile_seeds
@@ -59,14 +60,22 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", check_seeds(self.seeds))
-        self.train_config("vanilla")  # validates the protocol
-        if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
+        if not isinstance(self.data, DataConfig):
+            raise ValueError(f"data={self.data!r} must be a DataConfig")
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
             raise ValueError(f"alpha={self.alpha!r} must be a number strictly between 0 and 1")
+        object.__setattr__(self, "alpha", float(alpha))
         if not isinstance(self.aa, bool):
             raise ValueError(f"aa={self.aa!r} must be True or False")
         seed = self.stats_seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"stats_seed={self.stats_seed!r} must be an integer >= 0")
+        object.__setattr__(self, "stats_seed", int(seed))
+        # The protocol's numbers as the TrainConfig holds them (NumPy numbers made Python ones).
+        protocol = self.train_config("vanilla")
+        for name in ("hidden", "epochs", "batch_size", "learning_rate"):
+            object.__setattr__(self, name, getattr(protocol, name))
         if self.aa_model not in MODEL_NAMES:
             raise ValueError(f"aa_model={self.aa_model!r} is unknown; choose one of {MODEL_NAMES}")
         if self.aa:
@@ -152,6 +161,12 @@ def train_arm(
     result = jax.block_until_ready(result)
     train_s = time.perf_counter() - start
     arrays = {
+        "provenance": provenance.to_array(
+            {
+                **provenance.build(train_config, config.data, seeds),
+                "config": expected_config(config, model, seeds),
+            }
+        ),
         "seeds": np.asarray(seeds, np.int64),
         "model": np.asarray(model),
         "test_mse": np.asarray(result.test_mse),
@@ -182,37 +197,115 @@ def prepare_out_dir(out_dir: Path, config: CompareConfig, environment: dict[str,
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    if out_dir.is_dir():
+        storage.remove_stale_temporaries(out_dir)  # of a run killed while it wrote
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        if (out_dir / RUN_FILE).exists():
+        if _unstarted_run(out_dir):
+            pass  # a run killed while it wrote run.json, before any training: start it again
+        elif (out_dir / RUN_FILE).exists():
             raise ValueError(
                 f"--out {out_dir}: already holds a fibjax comparison; continue it with"
                 f" --resume {out_dir}, or choose another folder"
             )
-        raise ValueError(f"--out {out_dir}: exists, is not empty and is not a fibjax result")
+        else:
+            raise ValueError(f"--out {out_dir}: exists, is not empty and is not a fibjax result")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        record = {"format": RUN_FORMAT, "config": config.to_dict(), "environment": environment}
+        record = {
+            "format": RUN_FORMAT,
+            "config": config.to_dict(),
+            "code": provenance.code_record(),
+            "environment": environment,
+        }
         storage.write_json(out_dir / RUN_FILE, record)
     except OSError as error:
         raise ValueError(f"--out {out_dir}: cannot be written ({error.strerror})") from None
 
 
+def _unstarted_run(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds nothing but a ``run.json`` that cannot be read."""
+    if [p.name for p in out_dir.iterdir()] != [RUN_FILE]:
+        return False
+    try:
+        load_run(out_dir)
+    except storage.ResultFileError:
+        return True
+    return False
+
+
 def load_run(out_dir: Path) -> tuple[CompareConfig, dict[str, Any]]:
-    """The configuration and environment record of a run folder."""
+    """The configuration of a run folder and the whole record of its ``run.json``.
+
+    The record holds ``code`` (:func:`fibjax.provenance.code_record` when the run began),
+    ``environment`` and, after a resume with ``allow_version_change``, ``code_changes``: the
+    code records that later parts of the run were trained under.
+    """
     path = Path(out_dir) / RUN_FILE
-    record = storage.read_json(path, required=("format", "config", "environment"))
+    record = storage.read_json(path, required=("format", "config", "code", "environment"))
     if record["format"] != RUN_FORMAT:
         raise storage.ResultFileError(f"{path}: format {record['format']!r} is not {RUN_FORMAT!r}")
+    codes = [record["code"], *record.get("code_changes", [])]
+    if not isinstance(record.get("code_changes", []), list) or not all(
+        isinstance(code, dict) for code in codes
+    ):
+        raise storage.ResultFileError(f"{path}: code and code_changes must be JSON objects")
+    if not isinstance(record["environment"], dict):
+        raise storage.ResultFileError(f"{path}: environment must be a JSON object")
     try:
-        return config_from_dict(record["config"]), record["environment"]
+        return config_from_dict(record["config"]), record
     except ValueError as error:
         raise storage.ResultFileError(f"{path}: {error}") from None
 
 
-def load_arm(out_dir: Path, label: str, model: str, seeds: tuple[int, ...]) -> dict[str, Any]:
-    """A saved arm, checked against the run's configuration."""
+def run_codes(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The code records a run's arms may have been trained under (see :func:`load_run`)."""
+    return [record["code"], *record.get("code_changes", [])]
+
+
+def expected_config(config: CompareConfig, model: str, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """The provenance ``config`` part that an arm of ``config`` must carry.
+
+    Besides the arm's own training, data and seeds, it holds the whole comparison's
+    configuration (``run``, less the seeds): an arm belongs to one comparison only.
+    """
+    record = provenance.config_record(config.train_config(model), config.data, seeds)
+    record["run"] = {k: v for k, v in config.to_dict().items() if k != "seeds"}
+    return record
+
+
+def load_arm(
+    out_dir: Path,
+    config: CompareConfig,
+    record: dict[str, Any],
+    label: str,
+    model: str,
+    seeds: tuple[int, ...],
+) -> dict[str, Any]:
+    """A saved arm, checked against the run's configuration and code (:func:`load_run`).
+
+    Raises:
+      fibjax.provenance.ProvenanceError: the arm was trained under another configuration, or
+        under code that the run did not allow; the message names the file and the field.
+    """
     path = arm_path(out_dir, label)
+    run_file = Path(out_dir) / RUN_FILE
     arrays = storage.read_npz(path, required=ARM_ARRAYS)
+    if "provenance" not in arrays:
+        raise provenance.ProvenanceError(
+            f"{path}: records no provenance (saved by an older fibjax); delete it, and"
+            " --resume trains it again"
+        )
+    found = provenance.from_array(arrays["provenance"], str(path))
+    provenance.check_same(
+        expected_config(config, model, seeds), found["config"], str(run_file), str(path)
+    )
+    if found["code"] not in run_codes(record):
+        field, want, got = provenance.first_difference(record["code"], found["code"])
+        raise provenance.ProvenanceError(
+            f"{path}: trained under other code (code.{field} is {got!r}, but {want!r} in"
+            f" {run_file}); results of different code are combined only after a resume with"
+            " --allow-version-change"
+        )
     if tuple(arrays["seeds"].tolist()) != tuple(seeds) or str(arrays.get("model")) != model:
         raise storage.ResultFileError(f"{path}: its seeds or model differ from {RUN_FILE}")
     n = len(seeds)
@@ -222,6 +315,48 @@ def load_arm(out_dir: Path, label: str, model: str, seeds: tuple[int, ...]) -> d
     return arrays
 
 
+def arm_code(arm: dict[str, Any]) -> dict[str, Any]:
+    """The code record an arm (from :func:`load_arm` or :func:`train_arm`) was trained under."""
+    return provenance.from_array(arm["provenance"], "arm")["code"]
+
+
+def open_for_resume(
+    out_dir: Path, allow_version_change: bool = False
+) -> tuple[CompareConfig, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Checks a run folder before any training; returns its config, record and saved arms.
+
+    Every saved arm must agree with ``run.json``. When the code now differs from the code the
+    run was trained under, resuming is refused unless ``allow_version_change``; then the
+    change is added to ``run.json`` (``code_changes``), and the report says so.
+    """
+    config, record = load_run(out_dir)
+    labels = {label for label, _, _ in config.arms()}
+    for path in sorted(Path(out_dir).glob("arm_*.npz")):
+        if path.name[len("arm_") : -len(".npz")] not in labels:
+            raise provenance.ProvenanceError(
+                f"{path}: is not an arm of the configuration in {RUN_FILE} (its arms are"
+                f" {', '.join(sorted(labels))})"
+            )
+    saved = {}
+    for label, model, seeds in config.arms():
+        if arm_path(out_dir, label).exists():
+            saved[label] = load_arm(out_dir, config, record, label, model, seeds)
+    now = provenance.code_record()
+    if now in run_codes(record) or len(saved) == len(config.arms()):
+        return config, record, saved
+    run_file = Path(out_dir) / RUN_FILE
+    field, then, _ = provenance.first_difference(record["code"], now)
+    if not allow_version_change:
+        raise provenance.ProvenanceError(
+            f"{run_file}: the run began under other code (code.{field} was {then!r}, now"
+            f" {now[field]!r}); resume with --allow-version-change to mix them (the report"
+            " says so), or start a new run"
+        )
+    record["code_changes"] = [*record.get("code_changes", []), now]
+    storage.write_json(run_file, record)
+    return config, record, saved
+
+
 def run_comparison(
     out_dir: Path,
     *,
@@ -229,6 +364,7 @@ def run_comparison(
     on_saved: Callable[[str], None] | None = None,
     program_cache: Path | None = None,
     on_training: Callable[[str], None] | None = None,
+    allow_version_change: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Trains every arm of the run in ``out_dir`` that is not saved yet, saving each at once.
 
@@ -239,16 +375,16 @@ def run_comparison(
       program_cache: where traced training programs are kept between runs, or ``None``.
       on_training: called with an arm's label once its training is dispatched: the devices then
         work while this process only waits.
+      allow_version_change: resume under other code than the run began with
+        (:func:`open_for_resume`).
 
     Returns:
       Every arm's arrays by label.
     """
-    config, _ = load_run(out_dir)
+    config, _, arms = open_for_resume(out_dir, allow_version_change)
     data = windows_from_config(config.data)
-    arms = {}
     for label, model, seeds in config.arms():
-        if arm_path(out_dir, label).exists():
-            arms[label] = load_arm(out_dir, label, model, seeds)
+        if label in arms:
             continue
         arms[label] = train_arm(
             config, data, label, model, seeds, progress, program_cache, on_training

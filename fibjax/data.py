@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import numpy as np
 
@@ -39,14 +40,16 @@ class DataConfig:
     scaling: str = "minmax"
 
     def __post_init__(self) -> None:
-        _check_int("window", self.window, minimum=1)
-        _check_int("n_terms", self.n_terms, minimum=1)
-        _check_int("split_seed", self.split_seed, minimum=0)
-        if self.scaling not in SCALINGS:
+        # NumPy numbers become Python ones, so the config compares and saves as one.
+        for name, minimum in (("window", 1), ("n_terms", 1), ("split_seed", 0)):
+            _check_int(name, getattr(self, name), minimum=minimum)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if not isinstance(self.scaling, str) or self.scaling not in SCALINGS:
             raise ValueError(f"scaling={self.scaling!r} is unknown; choose one of {SCALINGS}")
         frac = self.train_fraction
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 < frac < 1:
             raise ValueError(f"train_fraction={frac!r} must be a number strictly between 0 and 1")
+        object.__setattr__(self, "train_fraction", float(frac))
         if self.scaling == "minmax" and self.n_terms > MAX_MINMAX_TERMS:
             raise ValueError(
                 f"n_terms={self.n_terms} is past the largest Fibonacci term float64 holds with "
@@ -68,7 +71,7 @@ class DataConfig:
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
 
 

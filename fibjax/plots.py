@@ -95,9 +95,16 @@ def _positive(x: np.ndarray) -> np.ndarray:
     return np.isfinite(x) & (x > 0)
 
 
-def _on_log_axis(x: np.ndarray) -> np.ndarray:
-    """Mask of values a Matplotlib log axis can show: finite, > 0 and below ``LOG_AXIS_MAX``."""
+def on_log_axis(x: np.ndarray) -> np.ndarray:
+    """Mask of values a Matplotlib log axis can show: finite, > 0 and below ``LOG_AXIS_MAX``.
+
+    >>> on_log_axis(np.array([0.0, 1e-3, np.inf, 1e200])).tolist()
+    [False, True, False, False]
+    """
     return _positive(x) & (x < LOG_AXIS_MAX)
+
+
+_on_log_axis = on_log_axis
 
 
 def _log10_where(x: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -31,10 +31,15 @@ _VERSIONED = ("jax", "jaxlib", "flax", "optax")
 
 
 def source_digest() -> str:
-    """SHA-256 of every module of the fibjax package, in name order."""
+    """SHA-256 of every module of the fibjax package and its sub-packages, in path order.
+
+    Each module counts under its path inside the package (``models/cells.py``), so moving code
+    between modules changes the digest too.
+    """
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
+    paths = sorted(_PACKAGE_DIR.rglob("*.py"), key=lambda p: p.relative_to(_PACKAGE_DIR).as_posix())
+    for path in paths:
+        digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fibjax import plots, storage
-from fibjax.compare import RUN_FORMAT, CompareConfig, load_arm, load_run
+from fibjax.compare import RUN_FORMAT, CompareConfig, arm_code, load_arm, load_run, run_codes
 from fibjax.data import FibonacciData, describe, windows_from_config
 from fibjax.stats import Comparison, StatsConfig, compare
 
@@ -83,10 +83,30 @@ def read_results(path: Path, config: CompareConfig) -> dict[str, dict[str, np.nd
             )
         if any(row["diverged"] not in ("true", "false") for row in mine):
             raise storage.ResultFileError(f"{path}: diverged must be true or false")
+        _check_values(path, label, table, [row["diverged"] == "true" for row in mine])
         out[label] = table
     if len(rows) != sum(len(t["seeds"]) for t in out.values()):
         raise storage.ResultFileError(f"{path}: holds rows of models that are not in the run")
     return out
+
+
+def _check_values(path: Path, label: str, table: dict, diverged: list[bool]) -> None:
+    """Refuses values no training gives: an MSE that is negative, or not finite but not diverged."""
+    diverged = np.asarray(diverged, bool)
+    if (
+        not np.array_equal(diverged, table["diverged_epoch"] > 0)
+        or (table["diverged_epoch"] < 0).any()
+    ):
+        raise storage.ResultFileError(f"{path}: diverged and diverged_epoch of {label} disagree")
+    for name in ("train_mse", "test_mse", "final_loss"):
+        values = table[name]
+        bad = (values < 0) | (~np.isfinite(values) & ~diverged)
+        if bad.any():
+            seed = int(table["seeds"][np.argmax(bad)])
+            raise storage.ResultFileError(
+                f"{path}: {name} of {label} at seed {seed} is {values[np.argmax(bad)]!r}, which"
+                " no training gives (negative, or not finite with diverged=false)"
+            )
 
 
 def read_curves(path: Path, config: CompareConfig) -> dict[str, np.ndarray]:
@@ -130,10 +150,8 @@ def build_report(out_dir: Path) -> dict[str, Any]:
       fibjax.storage.ResultFileError: a file is missing, truncated or not fibjax's.
     """
     out_dir = Path(out_dir)
-    config, environment = load_run(out_dir)
-    tables = read_results(out_dir / "results.csv", config)
-    curves = read_curves(out_dir / "curves.npz", config)
-    arms = {label: load_arm(out_dir, label, m, s) for label, m, s in config.arms()}
+    config, record, tables, curves, arms = load_results(out_dir)
+    environment = record["environment"]
     data = windows_from_config(config.data)
     labels = [label for label, _, _ in config.arms()]
     comparison = compare(
@@ -142,30 +160,75 @@ def build_report(out_dir: Path) -> dict[str, Any]:
         StatsConfig(alpha=config.alpha, seed=config.stats_seed),
         names=tuple(labels),
     )
-    figures = draw_figures(out_dir, config, data, tables, curves, arms)
-    summary = {
-        "format": RUN_FORMAT,
-        "config": config.to_dict(),
-        "statistics": comparison.to_dict(),
-        "verdict": verdict(comparison, config),
-        "arms": {label: arm_summary(tables[label], arms[label]) for label in labels},
-        "data": data_summary(data, arms[labels[0]], tables[labels[0]]),
-        "environment": environment,
-        "figures": figures,
-    }
-    storage.write_json(out_dir / "summary.json", summary)
-    storage.write_text(out_dir / "report.md", render_markdown(summary, config, comparison))
+    # Every output is written first and moved in last: a report that fails half-way leaves
+    # the previous report's files as they were.
+    with storage.Staging(out_dir) as staging:
+        figures, figure_notes = draw_figures(staging, config, data, tables, curves, arms)
+        summary = {
+            "format": RUN_FORMAT,
+            "config": config.to_dict(),
+            "statistics": comparison.to_dict(),
+            "verdict": verdict(comparison, config),
+            "arms": {label: arm_summary(tables[label], arms[label]) for label in labels},
+            "data": data_summary(data, arms[labels[0]], tables[labels[0]]),
+            "environment": environment,
+            "code": code_summary(record, arms),
+            "figures": figures,
+            "figure_notes": figure_notes,
+        }
+        storage.write_json(staging.path("summary.json"), summary)
+        markdown = render_markdown(summary, config, comparison)
+        storage.write_text(staging.path("report.md"), markdown)
     return summary
+
+
+def load_results(out_dir: Path) -> tuple[CompareConfig, dict, dict, dict, dict]:
+    """Every saved file of a finished run, checked against ``run.json`` and against each other.
+
+    Returns:
+      ``(config, record, tables, curves, arms)``: the run's configuration and ``run.json``
+      record, ``results.csv`` and ``curves.npz`` by arm, and the saved arms.
+    """
+    config, record = load_run(out_dir)
+    tables = read_results(out_dir / "results.csv", config)
+    curves = read_curves(out_dir / "curves.npz", config)
+    arms = {label: load_arm(out_dir, config, record, label, m, s) for label, m, s in config.arms()}
+    for label, arm in arms.items():
+        # The tables are derived from the arms; a table from another run must not pass.
+        table_matches = all(
+            np.array_equal(tables[label][name], arm[name].astype(np.float64), equal_nan=True)
+            for name in ("train_mse", "test_mse")
+        ) and np.array_equal(tables[label]["diverged_epoch"], arm["diverged_epoch"])
+        if not table_matches:
+            raise storage.ResultFileError(
+                f"{out_dir / 'results.csv'}: the rows of {label} differ from arm_{label}.npz"
+            )
+        if not np.array_equal(curves[label], arm["epoch_losses"], equal_nan=True):
+            raise storage.ResultFileError(
+                f"{out_dir / 'curves.npz'}: the losses of {label} differ from arm_{label}.npz"
+            )
+    return config, record, tables, curves, arms
+
+
+def code_summary(record: dict[str, Any], arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The code each arm was trained under, and whether the run allowed a change of code."""
+    codes = {label: arm_code(arm) for label, arm in arms.items()}
+    return {
+        "arms": codes,
+        "mixed": any(code != record["code"] for code in codes.values()),
+        "allowed_changes": len(run_codes(record)) - 1,
+    }
 
 
 def redraw_figures(out_dir: Path) -> dict[str, str]:
     """Draws the figures of a finished run again from its saved files; returns ``{name: file}``."""
     out_dir = Path(out_dir)
-    config, _ = load_run(out_dir)
-    tables = read_results(out_dir / "results.csv", config)
-    curves = read_curves(out_dir / "curves.npz", config)
-    arms = {label: load_arm(out_dir, label, m, s) for label, m, s in config.arms()}
-    return draw_figures(out_dir, config, windows_from_config(config.data), tables, curves, arms)
+    config, _, tables, curves, arms = load_results(out_dir)
+    with storage.Staging(out_dir) as staging:
+        drawn, _ = draw_figures(
+            staging, config, windows_from_config(config.data), tables, curves, arms
+        )
+    return drawn
 
 
 def arm_summary(table: dict[str, np.ndarray], arm: dict[str, Any]) -> dict[str, Any]:
@@ -195,24 +258,45 @@ def data_summary(data: FibonacciData, arm: dict[str, Any], table: dict) -> dict[
     return info
 
 
-def draw_figures(out_dir, config, data, tables, curves, arms) -> dict[str, str]:
-    """Draws every figure the run's arms allow; returns ``{name: file}``."""
+def draw_figures(
+    staging: storage.Staging, config, data, tables, curves, arms
+) -> tuple[dict[str, str], list[str]]:
+    """Draws every figure the run's arms allow into ``staging``.
+
+    A figure with nothing to show (every training loss zero, as with a tiny training split,
+    or no finite test MSE) is left out, and a note says why; an older file of it is removed
+    when the staging commits, so no figure of another run stays beside the report.
+
+    Returns:
+      ``({name: file}, notes)``.
+    """
     labels = [label for label, _, _ in config.arms()]
-    drawn = {}
-    plots.learning_curves(curves, out_dir / FIGURES["learning_curves"])
-    drawn["learning_curves"] = FIGURES["learning_curves"]
+    drawn, notes = {}, []
+    for name in FIGURES:
+        staging.remove(FIGURES[name])  # kept only if drawn again below
+    if any(plots.on_log_axis(np.asarray(c, np.float64)).any() for c in curves.values()):
+        plots.learning_curves(curves, staging.path(FIGURES["learning_curves"]))
+        drawn["learning_curves"] = FIGURES["learning_curves"]
+    else:
+        notes.append(
+            "The learning curves are not drawn: no training loss is positive and finite, so a"
+            " log axis has nothing to show"
+        )
     mse = {label: stats_input(tables[label]) for label in labels}
-    plots.mse_distributions(mse, out_dir / FIGURES["test_mse"])
-    drawn["test_mse"] = FIGURES["test_mse"]
+    if any(plots.on_log_axis(values).any() for values in mse.values()):
+        plots.mse_distributions(mse, staging.path(FIGURES["test_mse"]))
+        drawn["test_mse"] = FIGURES["test_mse"]
+    else:
+        notes.append("The test MSE figure is not drawn: no seed has a positive, finite test MSE")
     medians = {label: median_seed_index(mse[label]) for label in labels}
     attention = [label for label in labels if "test_alpha" in arms[label]]
     if attention and medians[attention[0]] is not None:
         alpha = arms[attention[0]]["test_alpha"]
-        plots.attention_by_step(alpha, out_dir / FIGURES["attention_by_step"])
+        plots.attention_by_step(alpha, staging.path(FIGURES["attention_by_step"]))
         plots.attention_heatmap(
             alpha[medians[attention[0]]],
             data.test_index,
-            out_dir / FIGURES["attention_heatmap"],
+            staging.path(FIGURES["attention_heatmap"]),
             title_suffix=f" (median seed {tables[attention[0]]['seeds'][medians[attention[0]]]})",
         )
         drawn["attention_by_step"] = FIGURES["attention_by_step"]
@@ -226,10 +310,10 @@ def draw_figures(out_dir, config, data, tables, curves, arms) -> dict[str, str]:
             data.test_y,
             predicted,
             data.to_fibonacci,
-            out_dir / FIGURES["predictions"],
+            staging.path(FIGURES["predictions"]),
         )
         drawn["predictions"] = FIGURES["predictions"]
-    return drawn
+    return drawn, notes
 
 
 def _ratio_text(log10_ratio: float) -> str:
@@ -307,7 +391,7 @@ def render_markdown(summary: dict[str, Any], config: CompareConfig, comparison: 
         _md_mse_meaning(summary["data"]),
         _md_models(summary, comparison),
         _md_tests(comparison),
-        _md_figures(summary["figures"]),
+        _md_figures(summary["figures"], summary.get("figure_notes", [])),
         _md_reproduce(config),
     ]
     return "\n\n".join(parts) + "\n"
@@ -344,9 +428,36 @@ def _md_protocol(config: CompareConfig, summary: dict[str, Any]) -> str:
         f" learning rate {config.learning_rate}, MSE loss, a fresh shuffle each epoch."
         f" {seed_text}; under one seed both models start from the same recurrent and output"
         " weights and see the windows in the same order (paired design)."
-        f" Trained with JAX {env['versions'].get('jax', '?')} on {env['device']['device_count']}"
-        f" {env['device']['backend']} device(s) ({env['device']['device_kind']}); training"
-        f" took {arms}."
+        f" {_md_code(summary['code'])} on {_device_text(env)}; training took {arms}."
+    )
+
+
+def _code_text(code: dict[str, Any]) -> str:
+    return (
+        f"fibjax {code.get('fibjax', '?')} (source {str(code.get('source_digest', '?'))[:12]}),"
+        f" JAX {code.get('jax', '?')}, Flax {code.get('flax', '?')}"
+    )
+
+
+def _md_code(code: dict[str, Any]) -> str:
+    """What code trained the models; says so when a resume mixed versions."""
+    texts = {label: _code_text(arm) for label, arm in code["arms"].items()}
+    if len(set(texts.values())) == 1 and not code["mixed"]:
+        return f"Trained with {next(iter(texts.values()))}"
+    each = "; ".join(f"{label} with {text}" for label, text in texts.items())
+    return (
+        "**The code changed while this run was interrupted** (resumed with"
+        f" --allow-version-change): {each}"
+    )
+
+
+def _device_text(env: dict[str, Any]) -> str:
+    device = env.get("device")
+    if not isinstance(device, dict):
+        return "an unrecorded device"
+    return (
+        f"{device.get('device_count', '?')} {device.get('backend', '?')} device(s)"
+        f" ({device.get('device_kind', '?')})"
     )
 
 
@@ -443,7 +554,7 @@ def _md_tests(comparison: Comparison) -> str:
     return "\n".join(rows)
 
 
-def _md_figures(figures: dict[str, str]) -> str:
+def _md_figures(figures: dict[str, str], notes: list[str]) -> str:
     captions = {
         "learning_curves": "Training loss per epoch: median over seeds with a 95% band.",
         "test_mse": "Test MSE per seed on a log scale; grey lines join the two models of a seed.",
@@ -455,6 +566,7 @@ def _md_figures(figures: dict[str, str]) -> str:
     parts = ["## Figures"]
     for name, file in figures.items():
         parts.append(f"{captions[name]}\n\n![{name}]({file})")
+    parts.extend(f"{note}." for note in notes)
     return "\n\n".join(parts)
 
 

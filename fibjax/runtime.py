@@ -30,6 +30,8 @@ def default_cache_dir() -> Path | None:
 def configure(*, cache_dir: Path | None, cpu_devices: int | None = None) -> None:
     """Turns on JAX's persistent compilation cache and splits the CPU into devices.
 
+    Raises ``ValueError`` for an environment fibjax does not support (:func:`check_environment`).
+
     Args:
       cache_dir: folder of the persistent compilation cache, or ``None`` to leave it off.
       cpu_devices: CPU devices to expose (default: one per core), so that the seed axis is
@@ -41,7 +43,40 @@ def configure(*, cache_dir: Path | None, cpu_devices: int | None = None) -> None
         # The programs compile in about a second each; cache them all.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_num_cpu_devices", cpu_devices or os.cpu_count() or 1)
+    try:
+        jax.config.update("jax_num_cpu_devices", cpu_devices or os.cpu_count() or 1)
+    except RuntimeError:
+        # JAX has started already (fibjax.cli.main called from a program that used JAX): its
+        # devices stay as they are, which is only a mistake when other ones were asked for.
+        if cpu_devices is not None and cpu_devices != len(jax.devices("cpu")):
+            raise ValueError(
+                f"--cpu-devices={cpu_devices}: JAX has started already with"
+                f" {len(jax.devices('cpu'))} CPU device(s); set it before the first computation"
+            ) from None
+    check_environment()
+
+
+def check_environment() -> None:
+    """Raises ``ValueError`` for JAX settings fibjax does not support.
+
+    fibjax trains in float32, as Keras does, and its seeds are 32-bit: 64-bit mode would change
+    every result. A ``JAX_PLATFORMS`` that names a backend this machine lacks is reported here,
+    in one line, rather than inside the first computation.
+    """
+    if jax.config.jax_enable_x64:
+        raise ValueError(
+            "JAX_ENABLE_X64 is on: fibjax trains in float32 as Keras does; unset JAX_ENABLE_X64"
+        )
+    try:
+        jax.devices()
+    # JAX raises an AssertionError when JAX_PLATFORMS names only platforms without a plugin.
+    except (RuntimeError, AssertionError) as error:
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else "no backend of these platforms is available"
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        raise ValueError(
+            f"JAX cannot start its backend (JAX_PLATFORMS={platforms!r}): {first}"
+        ) from None
 
 
 def device_description() -> dict[str, object]:

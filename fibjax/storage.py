@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
 import secrets
+import shutil
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +27,113 @@ class ResultFileError(ValueError):
     """A result file is missing, truncated, edited by hand or not written by fibjax."""
 
 
+# Temporary files are named ``.<final name>.<pid>.<random>.tmp`` beside their final name.
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or a number no process has: leave it alone
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Removes the temporary files that killed fibjax processes left in ``folder``.
+
+    Only files (or staging folders) named as :func:`atomic_path` names them, of a process that
+    no longer runs, are removed: a run writing into a shared folder keeps its own. Returns what
+    was removed; a folder that cannot be listed or written is left as it is.
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in Path(folder).iterdir():
+            match = _TEMPORARY.match(path.name)
+            if match is None or _process_alive(int(match.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path)
+    return removed
+
+
+def check_writable(folder: Path) -> None:
+    """Raises ``OSError`` unless a file can be created (and removed) in ``folder``."""
+    probe = _temporary_name(Path(folder) / "write-check")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    probe.unlink()
+
+
+class Staging:
+    """Files written under temporary names in one folder, then moved into place together.
+
+    A report writes every output through :meth:`path` and :meth:`commit` moves them in only
+    once all are written: a failure half-way leaves the previous outputs untouched, never a
+    new file beside a stale one. Used as a context manager, it commits on success and removes
+    its temporary files on failure.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.staged: dict[str, Path] = {}
+        self.stale: set[str] = set()
+
+    def path(self, name: str) -> Path:
+        """A temporary path to write the file ``name`` to; moved onto ``folder/name`` later."""
+        if name not in self.staged:
+            self.staged[name] = _temporary_name(self.folder / name)
+        return self.staged[name]
+
+    def remove(self, name: str) -> None:
+        """Removes ``folder/name`` on commit (an output the new report no longer has)."""
+        self.stale.add(name)
+
+    def commit(self) -> None:
+        for name in self.staged:  # refused before anything moves, not half-way
+            if (self.folder / name).is_dir():
+                raise IsADirectoryError(
+                    errno.EISDIR, "a folder is in the way", str(self.folder / name)
+                )
+        for tmp in self.staged.values():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for name, tmp in self.staged.items():
+            os.replace(tmp, self.folder / name)
+        for name in self.stale - set(self.staged):
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / name).unlink()
+
+    def discard(self) -> None:
+        for tmp in self.staged.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            finally:
+                self.discard()
+        else:
+            self.discard()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; moves it onto ``path`` if the block succeeds.
@@ -32,7 +142,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     ``path`` itself, and is flushed to disk before the move.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary_name(path)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp

@@ -1,0 +1,146 @@
+"""What made a saved result: its whole configuration, fibjax's source and the libraries' versions.
+
+Every saved arm carries a provenance record, a JSON object of two parts:
+
+- ``config``: the training configuration of each model (every field of its dataclass, so a field
+  added later is recorded and checked with no change here), the data configuration and the seeds;
+- ``code``: the fibjax version with a SHA-256 of its source, and the versions of JAX, jaxlib,
+  Flax and Optax.
+
+Results are combined only when their ``config`` parts are equal; :func:`first_difference` names
+the first field where two records differ, so a refusal can say which file and field disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fibjax.storage import ResultFileError
+
+FORMAT = "fibjax-provenance/1"
+VERSIONED = ("fibjax", "jax", "jaxlib", "flax", "optax")
+
+
+class ProvenanceError(ResultFileError):
+    """Saved results disagree with each other or with their run's configuration."""
+
+
+def code_record() -> dict[str, str]:
+    """The code that trains now: the fibjax source digest and the versions of its libraries.
+
+    >>> sorted(code_record())
+    ['fibjax', 'flax', 'jax', 'jaxlib', 'optax', 'source_digest']
+    """
+    from fibjax.program_cache import source_digest  # imports JAX; not needed to compare records
+
+    record = {}
+    for name in VERSIONED:
+        try:
+            record[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            record[name] = "absent"
+    record["source_digest"] = source_digest()
+    return record
+
+
+def config_record(train: Any, data: Any, seeds: Sequence[int]) -> dict[str, Any]:
+    """The configuration part of a record: every field of the two dataclasses, and the seeds.
+
+    >>> from fibjax.data import DataConfig
+    >>> from fibjax.train import TrainConfig
+    >>> record = config_record(TrainConfig("vanilla"), DataConfig(), [0, 1])
+    >>> record["train"]["hidden"], record["data"]["window"], record["seeds"]
+    (2, 20, [0, 1])
+    """
+    return {
+        "train": dataclasses.asdict(train),
+        "data": dataclasses.asdict(data),
+        "seeds": [int(s) for s in seeds],
+    }
+
+
+def build(train: Any, data: Any, seeds: Sequence[int]) -> dict[str, Any]:
+    """The full provenance record of results trained now under ``train``, ``data`` and ``seeds``."""
+    return {"format": FORMAT, "config": config_record(train, data, seeds), "code": code_record()}
+
+
+def first_difference(expected: Any, found: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first field (in key order) where two JSON-like values differ, or ``None``.
+
+    Returns:
+      ``(path, expected_value, found_value)``; a missing field is ``"<absent>"``.
+
+    >>> first_difference({"a": 1, "b": [1, 2]}, {"a": 1, "b": [1, 3]})
+    ('b[1]', 2, 3)
+    >>> first_difference({"a": 1}, {"a": 1}) is None
+    True
+    """
+    if isinstance(expected, Mapping) and isinstance(found, Mapping):
+        for key in sorted(set(expected) | set(found), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in expected or key not in found:
+                return where, expected.get(key, "<absent>"), found.get(key, "<absent>")
+            diff = first_difference(expected[key], found[key], where)
+            if diff is not None:
+                return diff
+        return None
+    if isinstance(expected, (list, tuple)) and isinstance(found, (list, tuple)):
+        if len(expected) != len(found):
+            return f"{path} (length)", len(expected), len(found)
+        for i, (a, b) in enumerate(zip(expected, found, strict=True)):
+            diff = first_difference(a, b, f"{path}[{i}]")
+            if diff is not None:
+                return diff
+        return None
+    # JSON does not tell 1 from 1.0 apart reliably; a bool is not a number here.
+    same_type = isinstance(expected, bool) == isinstance(found, bool)
+    return None if same_type and expected == found else (path, expected, found)
+
+
+def check_same(expected: Any, found: Any, expected_in: str, found_in: str) -> None:
+    """Raises :class:`ProvenanceError` naming the first field where ``found`` differs.
+
+    >>> check_same({"hidden": 2}, {"hidden": 4}, "run.json", "arm_vanilla.npz")
+    Traceback (most recent call last):
+    ...
+    fibjax.provenance.ProvenanceError: arm_vanilla.npz: hidden is 4, but 2 in run.json
+    """
+    diff = first_difference(expected, found)
+    if diff is not None:
+        field, want, got = diff
+        raise ProvenanceError(
+            f"{found_in}: {field} is {_short(got)}, but {_short(want)} in {expected_in}"
+        )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_array(record: Mapping[str, Any]) -> np.ndarray:
+    """A record as a 0-d string array, to save in an ``.npz`` file beside the results."""
+    return np.asarray(json.dumps(record, sort_keys=True))
+
+
+def from_array(array: np.ndarray, where: str) -> dict[str, Any]:
+    """The record saved by :func:`to_array`; :class:`ProvenanceError` when it is not one."""
+    try:
+        record = json.loads(str(array.item()))
+    except (ValueError, TypeError) as error:
+        raise ProvenanceError(f"{where}: provenance is not readable ({error})") from None
+    valid = (
+        isinstance(record, dict)
+        and record.get("format") == FORMAT
+        and isinstance(record.get("config"), dict)
+        and isinstance(record.get("code"), dict)
+    )
+    if not valid:
+        raise ProvenanceError(f"{where}: provenance is not a {FORMAT} record")
+    return record
