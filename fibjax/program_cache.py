@@ -31,10 +31,11 @@ _VERSIONED = ("jax", "jaxlib", "flax", "optax")
 
 
 def source_digest() -> str:
-    """SHA-256 of every module of the fibjax package, in name order."""
+    """SHA-256 of every module of the fibjax package and its sub-packages, in path order."""
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
+    paths = sorted(_PACKAGE_DIR.rglob("*.py"), key=lambda p: p.relative_to(_PACKAGE_DIR).as_posix())
+    for path in paths:
+        digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
