@@ -23,7 +23,7 @@ from flax.traverse_util import flatten_dict
 
 from fibjax import provenance, storage
 from fibjax.data import DataConfig, FibonacciData, windows_from_config
-from fibjax.models import MODEL_NAMES, attention_weights, predict
+from fibjax.models import MODEL_NAMES, POOLINGS, attention_weights, predict
 from fibjax.train import TrainConfig, check_seeds, compile_seeds
 
 RUN_FILE = "run.json"
@@ -182,12 +182,12 @@ def train_arm(
 
 
 def _test_outputs(model: str, params: Any, data: FibonacciData) -> dict[str, np.ndarray]:
-    """Each seed's test predictions and, for attention, its α on every test window."""
+    """Each seed's test predictions and, for an attention model, its α on every test window."""
     x = np.asarray(data.test_x, np.float32)
     # Jitted, so that the compilation cache keeps these programs for the next run too.
     outputs = {"test_pred": np.asarray(jax.jit(jax.vmap(lambda p: predict(model, p, x)))(params))}
-    if model == "attention":
-        alpha = jax.jit(jax.vmap(lambda p: attention_weights(p, x)))(params)
+    if POOLINGS[model].has_attention:
+        alpha = jax.jit(jax.vmap(lambda p: attention_weights(p, x, model=model)))(params)
         outputs["test_alpha"] = np.asarray(alpha)
     return outputs
 

@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from fibjax import program_cache as program_cache_lib
 from fibjax.data import FibonacciData
-from fibjax.models import MODEL_NAMES, make_model
+from fibjax.models import cell_entry, make_model, pooling_entry
 from fibjax.optim import OPTIMIZERS, make_optimizer
 
 MAX_COUNT = 2**31 - 1
@@ -37,8 +37,9 @@ class TrainConfig:
     """How one model is trained; validated when built. The defaults are the notebook's protocol.
 
     Attributes:
-      model: ``"vanilla"`` or ``"attention"``.
-      hidden: hidden units of the ``SimpleRNN``.
+      model: the pooling, a name from :data:`fibjax.models.POOLINGS` (``"vanilla"``: the last
+        state; ``"attention"``: the notebook's).
+      hidden: hidden units of the recurrent cell.
       epochs: passes over the training windows.
       batch_size: windows per update; a last, smaller batch ends each epoch when it does not
         divide the training set, as in Keras.
@@ -48,6 +49,7 @@ class TrainConfig:
       unroll: time steps unrolled per iteration of the RNN's scan; changes speed, not results
         beyond float32 rounding.
       record_step_losses: also return the loss of every update (memory grows with steps).
+      cell: the recurrent cell, a name from :data:`fibjax.models.CELLS`.
     """
 
     model: str
@@ -59,10 +61,11 @@ class TrainConfig:
     shuffle: bool = True
     unroll: int = 1
     record_step_losses: bool = False
+    cell: str = "simple"
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"model={self.model!r} is unknown; choose one of {MODEL_NAMES}")
+        pooling_entry(self.model)
+        cell_entry(self.cell)
         if self.optimizer not in OPTIMIZERS:
             known = tuple(sorted(OPTIMIZERS))
             raise ValueError(f"optimizer={self.optimizer!r} is unknown; choose one of {known}")
@@ -239,7 +242,7 @@ def make_train(
     >>> result.epoch_losses.shape
     (2,)
     """
-    model = make_model(config.model, config.hidden, config.unroll)
+    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
     train_x = jnp.asarray(data.train_x, jnp.float32)
     train_y = jnp.asarray(data.train_y, jnp.float32)
@@ -356,7 +359,8 @@ def fit(
 
 # On a CPU, seeds train fastest in chunks of one to two hundred: measured on 2 cores
 # (benchmarks/NOTES.md), 256 vanilla or 128 attention seeds at window 20 and hidden 2 per chunk.
-# Chunks also bound the program's memory, whatever the seed count.
+# Chunks also bound the program's memory, whatever the seed count. Other parts scale the work per
+# seed by their registry entries: a cell's fused gates, a pooling's cost.
 CPU_CHUNK_BUDGET = 10240
 
 
@@ -364,7 +368,8 @@ def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None
     """Seeds per vmapped chunk on one device: ``None`` (all at once) except on a CPU."""
     if platform != "cpu":
         return None
-    per_seed = window * config.hidden * (2 if config.model == "attention" else 1)
+    cost = pooling_entry(config.model).cost * cell_entry(config.cell).gates
+    per_seed = window * config.hidden * cost
     return max(1, CPU_CHUNK_BUDGET // per_seed)
 
 

@@ -1,15 +1,24 @@
 """Shared fixtures: the notebook's data and the Keras reference vectors."""
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA_DIR = Path(__file__).parent / "data"
-N_KERAS_WEIGHTS = {"vanilla": 5, "attention": 7}
+KERAS_DIR = DATA_DIR / "keras"
+# The project's folder of vectors beside the repository, when it is there.
+SHARED_KERAS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "keras_vectors"
+# File names: keras_{cell}_{pooling}_seed{N}[...].npz; the notebook's pair has no cell.
+_VECTOR_NAME = re.compile(r"keras_(?:([a-z0-9]+)_)?([a-z0-9]+)_seed(\d+)(?:[_.-][^/]*)?\.npz")
+# The vectors' pooling names, as fibjax names the models.
+_KERAS_POOLINGS = {"last": "vanilla", "notebook": "attention"}
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +28,57 @@ def notebook_data():
     return fibonacci_windows()
 
 
-def load_keras_vectors(model: str) -> dict:
-    """The Keras vectors of one model: ``w0``/``w1`` lists, predictions and the epoch loss."""
-    raw = np.load(DATA_DIR / f"keras_{model}_seed0.npz")
-    n = N_KERAS_WEIGHTS[model]
-    out = {key: raw[key] for key in raw.files}
-    out["w0"] = [raw[f"w0_{i}"] for i in range(n)]
-    out["w1"] = [raw[f"w1_{i}"] for i in range(n)]
-    return out
+@dataclass(frozen=True)
+class KerasVectors:
+    """Where one file of Keras vectors is and which model made them."""
+
+    path: Path
+    model: str
+    cell: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
+
+    def load(self) -> dict:
+        """The arrays, with ``w0``/``w1`` lists, ``batch_size`` (default 1) and ``epochs``."""
+        raw = np.load(self.path)
+        out = {key: raw[key] for key in raw.files}
+        n = sum(key.startswith("w0_") for key in raw.files)
+        out["w0"] = [raw[f"w0_{i}"] for i in range(n)]
+        out["w1"] = [raw[f"w1_{i}"] for i in range(n)]
+        out["batch_size"] = int(raw["batch_size"]) if "batch_size" in raw.files else 1
+        out["epochs"] = len(raw["losses"])
+        return out
+
+
+def discover_keras_vectors() -> list[KerasVectors]:
+    """Every file of Keras vectors in tests/data/keras and the shared folder; copies once."""
+    folders = [KERAS_DIR, SHARED_KERAS_DIR, SHARED_KERAS_DIR / "variants"]
+    found, seen = [], set()
+    for folder in folders:
+        for path in sorted(folder.glob("keras_*.npz")) if folder.is_dir() else []:
+            match = _VECTOR_NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            cell, pooling, seed = match.groups()
+            model = _KERAS_POOLINGS.get(pooling, pooling)
+            found.append(KerasVectors(path, model, cell or "simple", int(seed)))
+    return found
+
+
+def load_keras_vectors(model: str, cell: str = "simple") -> dict:
+    """The seed-0 vectors of one model kept in tests/data/keras."""
+    for vectors in discover_keras_vectors():
+        in_repo = vectors.path.parent == KERAS_DIR
+        if in_repo and (vectors.model, vectors.cell, vectors.seed) == (model, cell, 0):
+            return vectors.load()
+    raise FileNotFoundError(f"no Keras vectors for model={model!r}, cell={cell!r}")
 
 
 def run_fibjax(*args, cache="off", timeout=300) -> subprocess.CompletedProcess:

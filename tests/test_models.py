@@ -6,43 +6,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from fibjax.models import (
+    CELLS,
+    POOLINGS,
     AttentionPooling,
     SimpleRNN,
     SimpleRNNCell,
     attention_weights,
     count_params,
+    describe_model,
     init_params,
     make_model,
     orthogonal,
     predict,
 )
 
+import helpers
+
 KEY = jax.random.key(0)
-
-
-def numpy_forward(name, params, x):
-    """The notebook's models written out in NumPy (float64), from the parameters alone."""
-    cell = params["rnn"]["cell"]
-    w, u, b = (np.asarray(cell[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
-    h = np.zeros((x.shape[0], u.shape[0]))
-    states = []
-    for t in range(x.shape[1]):
-        h = np.tanh(x[:, t] @ w + h @ u + b)
-        states.append(h)
-    states = np.stack(states, axis=1)
-    alpha = None
-    if name == "attention":
-        pool = params["pooling"]
-        scores = np.tanh(states @ np.asarray(pool["kernel"], np.float64) + pool["bias"])[..., 0]
-        alpha = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
-        z = (states * alpha[..., None]).sum(axis=1)
-    else:
-        z = states[:, -1]
-    dense = params["head"]["dense"]
-    y = np.tanh(z @ np.asarray(dense["kernel"], np.float64) + dense["bias"])[:, 0]
-    return y, alpha
 
 
 @pytest.mark.parametrize("batch, features, in_features", [(1, 2, 1), (5, 3, 1), (4, 2, 3)])
@@ -174,15 +157,17 @@ def test_parameter_counts_grow_as_keras():
     assert count_params(init_params("attention", KEY, hidden=4, window=8)) == 4 * 6 + 4 + 8 + 5
 
 
+# Shapes of the notebook's models; every cell and pooling: test_every_model_matches_numpy.
 @pytest.mark.parametrize("name", ["vanilla", "attention"])
-@pytest.mark.parametrize("batch, window, hidden", [(1, 20, 2), (9, 20, 2), (4, 6, 3), (2, 40, 1)])
+@pytest.mark.parametrize("batch, window, hidden", [(1, 20, 2), (2, 40, 1)])
 def test_models_match_numpy(name, batch, window, hidden):
     params = init_params(name, KEY, hidden=hidden, window=window)
     x = np.asarray(jax.random.uniform(jax.random.key(1), (batch, window, 1)))
     y = predict(name, params, x)
     chex.assert_shape(y, (batch,))
     chex.assert_type(y, jnp.float32)
-    np.testing.assert_allclose(np.asarray(y), numpy_forward(name, params, x)[0], atol=1e-6)
+    want = helpers.forward(name, "simple", params, x)[0]
+    np.testing.assert_allclose(np.asarray(y), want, atol=1e-6)
 
 
 def test_attention_weights_match_numpy():
@@ -195,17 +180,221 @@ def test_attention_weights_match_numpy():
     assert np.all(np.asarray(alpha) >= 0)
     np.testing.assert_allclose(np.asarray(alpha).sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(
-        np.asarray(alpha), numpy_forward("attention", params, x)[1], atol=1e-6
+        np.asarray(alpha), helpers.forward("attention", "simple", params, x)[1], atol=1e-6
     )
-
-
-def test_same_key_shares_rnn_and_head_weights():
-    # Pairing by seed: both models start from the same recurrent and output weights.
-    vanilla, attention = init_params("vanilla", KEY), init_params("attention", KEY)
-    chex.assert_trees_all_equal(vanilla["rnn"], attention["rnn"])
-    chex.assert_trees_all_equal(vanilla["head"], attention["head"])
 
 
 def test_unknown_model_is_rejected():
     with pytest.raises(ValueError, match="model='gru'"):
         make_model("gru")
+
+
+# --- Every cell and pooling of the registry -------------------------------------------------
+
+CELL_NAMES = list(CELLS)
+POOLING_NAMES = list(POOLINGS)
+ATTENTION_NAMES = [name for name, entry in POOLINGS.items() if entry.has_attention]
+
+# Parameters by the layers' formulas: a cell with k fused gates has k*H*(1 + H) weights and
+# k*H biases (GRU two rows of them); the poolings as the issue defines them; Dense H + 1.
+_GATES = {"simple": 1, "gru": 3, "lstm": 4}
+_BIAS_ROWS = {"simple": 1, "gru": 2, "lstm": 1}
+
+
+def _expected_count(model, cell, hidden, window):
+    k = _GATES[cell]
+    rnn = k * hidden * (1 + hidden) + _BIAS_ROWS[cell] * k * hidden
+    pooling = {
+        "vanilla": 0,
+        "attention": hidden + window,
+        "additive": 2 * hidden * hidden + 2 * hidden,
+        "dot": hidden * hidden + hidden,
+    }[model]
+    return rnn + pooling + hidden + 1
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("model", POOLING_NAMES)
+def test_every_model_matches_numpy(model, cell):
+    params = init_params(model, KEY, hidden=3, window=6, cell=cell)
+    assert count_params(params) == _expected_count(model, cell, 3, 6)
+    # Larger weights than the initial ones, so that gates and scores are far from uniform.
+    params = jax.tree.map(
+        lambda p: p + 0.5 * jax.random.normal(jax.random.key(p.size), p.shape), params
+    )
+    x = np.asarray(jax.random.uniform(jax.random.key(1), (4, 6, 1)))
+    y = predict(model, params, x, cell=cell)
+    chex.assert_shape(y, (4,))
+    chex.assert_type(y, jnp.float32)
+    want_y, want_alpha = helpers.forward(model, cell, params, x)
+    np.testing.assert_allclose(np.asarray(y), want_y, atol=2e-6)
+    if POOLINGS[model].has_attention:
+        alpha = np.asarray(attention_weights(params, x, model=model, cell=cell))
+        chex.assert_shape(alpha, (4, 6))
+        assert np.all(alpha >= 0)
+        np.testing.assert_allclose(alpha.sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(alpha, want_alpha, atol=2e-6)
+
+
+@pytest.mark.parametrize("model", [n for n in ATTENTION_NAMES if not POOLINGS[n].window_bound])
+@pytest.mark.parametrize("time", [1, 40])
+def test_additive_and_dot_work_for_any_window(model, time):
+    params = init_params(model, KEY, window=20)
+    x = jax.random.uniform(KEY, (2, time, 1))
+    alpha = attention_weights(params, x, model=model)
+    chex.assert_shape(alpha, (2, time))
+    np.testing.assert_allclose(np.asarray(alpha).sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_same_key_shares_rnn_and_head_weights_for_every_pooling(cell):
+    first, *others = [init_params(m, KEY, cell=cell) for m in POOLING_NAMES]
+    for params in others:
+        chex.assert_trees_all_equal(params["rnn"], first["rnn"])
+        chex.assert_trees_all_equal(params["head"], first["head"])
+
+
+def _glorot_limit(shape):
+    return np.sqrt(6 / (shape[0] + shape[1]))
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_cell_initialisers_follow_keras_for_every_cell(cell):
+    hidden, k = 16, _GATES[cell]
+    params = init_params("vanilla", KEY, hidden=hidden, cell=cell)["rnn"]["cell"]
+    kernel, u, bias = (np.asarray(params[n]) for n in ("kernel", "recurrent_kernel", "bias"))
+    chex.assert_shape([kernel, u], [(1, k * hidden), (hidden, k * hidden)])
+    # Keras draws the fused [H, kH] matrix as one orthogonal matrix: orthonormal rows.
+    np.testing.assert_allclose(u @ u.T, np.eye(hidden), atol=1e-5)
+    # Glorot-uniform: U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)).
+    limit = _glorot_limit(kernel.shape)
+    assert stats.kstest(kernel.ravel(), stats.uniform(-limit, 2 * limit).cdf).pvalue > 1e-3
+    expected_bias = {
+        "simple": np.zeros(hidden),
+        "gru": np.zeros((2, 3 * hidden)),
+        "lstm": np.concatenate([np.zeros(hidden), np.ones(hidden), np.zeros(2 * hidden)]),
+    }[cell]
+    np.testing.assert_array_equal(bias, expected_bias)
+
+
+@pytest.mark.parametrize("model", ["additive", "dot"])
+def test_pooling_initialisers_follow_keras(model):
+    hidden = 24
+    pooling = jax.tree.map(np.asarray, init_params(model, KEY, hidden=hidden)["pooling"])
+    for name, value in pooling.items():
+        if name == "bias":
+            np.testing.assert_array_equal(value, np.zeros(hidden))
+            continue
+        limit = _glorot_limit(value.shape)
+        uniform = stats.uniform(-limit, 2 * limit).cdf
+        assert stats.kstest(value.ravel(), uniform).pvalue > 1e-3, name
+    expected = {
+        "additive": {"query_kernel", "key_kernel", "bias", "score"},
+        "dot": {"key_kernel", "query"},
+    }
+    assert set(pooling) == expected[model]
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_cell_steps_match_numpy(cell):
+    cell_class = CELLS[cell].layer.CELL
+    module = cell_class(3)
+    x = jax.random.normal(jax.random.key(1), (5, 2))
+    zero = module.initial_state(5)
+    params = module.init(KEY, zero, x)
+    weights = jax.tree.map(lambda p: p + 0.3, params["params"])  # non-zero biases
+    w, u, b = (np.asarray(weights[n], np.float64) for n in ("kernel", "recurrent_kernel", "bias"))
+    state = jax.tree.map(lambda z: jax.random.normal(jax.random.key(z.size), z.shape), zero)
+    new_state, out = module.apply({"params": weights}, state, x)
+    numpy_state = jax.tree.map(lambda s: np.asarray(s, np.float64), state)
+    want = helpers.STEPS[cell](numpy_state, np.asarray(x, np.float64), w, u, b)
+    chex.assert_trees_all_close(new_state, want, atol=1e-6)
+    np.testing.assert_allclose(out, want[0] if cell == "lstm" else want, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("sequences", [False, True])
+def test_cell_gradients_match_central_differences(cell, sequences):
+    layer = CELLS[cell].layer(3, return_sequences=sequences)
+    x = jax.random.normal(KEY, (2, 5, 2))
+    params = layer.init(KEY, x)
+    params = jax.tree.map(lambda p: p + 0.2, params)  # non-zero biases, every path active
+    weights = np.arange(1, 6, dtype=np.float64)[:, None]
+
+    def numpy_loss(cell_params, x):
+        hs = helpers.states(cell, cell_params, x)
+        return np.sum(np.sin(hs * weights)) if sequences else np.sum(np.sin(hs[:, -1]))
+
+    def loss(p, x):
+        out = layer.apply(p, x)
+        return (
+            jnp.sum(jnp.sin(out * weights.astype(np.float32)))
+            if sequences
+            else jnp.sum(jnp.sin(out))
+        )
+
+    got, got_x = jax.grad(loss, argnums=(0, 1))(params, x)
+    cell_params = {k: np.asarray(v, np.float64) for k, v in params["params"]["cell"].items()}
+    x64 = np.asarray(x, np.float64)
+    for name, value in cell_params.items():
+        numeric = helpers.central_differences(
+            lambda v, name=name: numpy_loss({**cell_params, name: v}, x64), value
+        )
+        np.testing.assert_allclose(got["params"]["cell"][name], numeric, atol=3e-5, err_msg=name)
+    numeric_x = helpers.central_differences(lambda v: numpy_loss(cell_params, v), x64)
+    np.testing.assert_allclose(got_x, numeric_x, atol=3e-5, err_msg="x")
+
+
+def test_describe_model():
+    assert describe_model("attention", "simple", 2) == "SimpleRNN(2) → attention → Dense"
+    assert describe_model("vanilla", "lstm", 8) == "LSTM(8) → Dense"
+    assert describe_model("dot", "gru", 4) == "GRU(4) → dot-product attention → Dense"
+
+
+# --- Wrong inputs and parameters: one ValueError that says what was expected ----------------
+
+
+@pytest.mark.parametrize("shape", [(4, 20), (4, 20, 2), (20,), (4, 0, 1)])
+def test_wrongly_shaped_inputs_are_rejected(shape):
+    params = init_params("attention", KEY)
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, time, 1\]"):
+        predict("attention", params, np.zeros(shape))
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, time, 1\]"):
+        attention_weights(params, np.zeros(shape))
+
+
+def test_a_window_the_notebook_attention_does_not_fit_is_rejected():
+    params = init_params("attention", KEY, window=20)
+    x = np.zeros((3, 6, 1))
+    with pytest.raises(ValueError, match=r"pooling/bias has shape \(20, 1\), expected \(6, 1\)"):
+        predict("attention", params, x)
+    with pytest.raises(ValueError, match="at 6 time steps"):
+        attention_weights(params, x)
+
+
+@pytest.mark.parametrize(
+    "made, used",
+    [
+        (("attention", "simple"), ("vanilla", "simple")),
+        (("vanilla", "simple"), ("dot", "simple")),
+        (("vanilla", "gru"), ("vanilla", "simple")),
+        (("additive", "lstm"), ("additive", "gru")),
+    ],
+)
+def test_another_models_parameters_are_rejected(made, used):
+    params = init_params(made[0], KEY, cell=made[1])
+    with pytest.raises(ValueError, match=f"model='{used[0]}', cell='{used[1]}'"):
+        predict(used[0], params, np.zeros((2, 20, 1)), cell=used[1])
+
+
+def test_attention_weights_need_an_attention_model():
+    params = init_params("vanilla", KEY)
+    with pytest.raises(ValueError, match="model='vanilla' has no attention weights"):
+        attention_weights(params, np.zeros((2, 20, 1)), model="vanilla")
+    with pytest.raises(ValueError, match="rnn/cell/recurrent_kernel is missing"):
+        predict("vanilla", {"head": params["head"]}, np.zeros((2, 20, 1)))
+
+
+def test_unknown_cell_is_rejected():
+    with pytest.raises(ValueError, match="cell='rnn'"):
+        make_model("vanilla", cell="rnn")

@@ -86,6 +86,23 @@ def test_keys_follow_jax_settings():
     assert program_cache.program_key(parts) == before
 
 
+def test_a_change_in_a_sub_package_changes_the_key(tmp_path, monkeypatch):
+    # fibjax.models is a package: its modules are part of the source the key follows.
+    import shutil
+
+    copy = tmp_path / "fibjax"
+    shutil.copytree(program_cache._PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(program_cache, "_PACKAGE_DIR", copy)
+    before = program_cache.program_key({"model": "vanilla"})
+    module = copy / "models" / "cells.py"
+    assert module.exists()
+    module.write_text(module.read_text() + "\n# changed\n")
+    changed = program_cache.program_key({"model": "vanilla"})
+    assert changed != before
+    module.rename(copy / "models" / "cells_renamed.py")  # a name is part of the source too
+    assert program_cache.program_key({"model": "vanilla"}) not in (before, changed)
+
+
 def test_array_digest_sees_dtype_shape_and_values():
     a = np.arange(6, dtype=np.float64)
     digests = {

@@ -9,7 +9,7 @@ from scipy import stats
 
 from fibjax import train as train_module
 from fibjax.data import fibonacci_windows
-from fibjax.models import init_params
+from fibjax.models import CELLS, init_params
 from fibjax.train import FitResult, TrainConfig, fit, make_train, shuffled_order
 
 SMALL = fibonacci_windows(n_terms=80, window=6)  # 51 training windows, quick to compile
@@ -19,6 +19,7 @@ SMALL = fibonacci_windows(n_terms=80, window=6)  # 51 training windows, quick to
     "kwargs, field",
     [
         ({"model": "gru"}, "model"),
+        ({"cell": "rnn"}, "cell"),
         ({"hidden": 0}, "hidden"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
@@ -56,6 +57,24 @@ def test_result_shapes(name):
         result.params, init_params(name, jax.random.key(0), window=6)
     )
     assert int(result.diverged_epoch) == 0
+
+
+@pytest.mark.parametrize("cell", [c for c in CELLS if c != "simple"])
+def test_every_cell_trains(cell):
+    config = TrainConfig("additive", cell=cell, epochs=1, batch_size=5)
+    result = fit(config, SMALL, key=jax.random.key(0))
+    chex.assert_tree_all_finite((result.params, result.epoch_losses, result.test_mse))
+    chex.assert_trees_all_equal_shapes(
+        result.params, init_params("additive", jax.random.key(0), window=6, cell=cell)
+    )
+
+
+def test_default_chunk_follows_the_registry():
+    chunk = train_module.default_chunk
+    assert chunk(TrainConfig("vanilla"), 20, "cpu") == 256
+    assert chunk(TrainConfig("attention"), 20, "cpu") == 128
+    assert chunk(TrainConfig("dot", cell="lstm"), 20, "cpu") == 32
+    assert chunk(TrainConfig("dot", cell="lstm"), 20, "gpu") is None
 
 
 def test_epoch_loss_is_batch_weighted_mean_of_step_losses():

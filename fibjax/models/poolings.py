@@ -1,0 +1,104 @@
+"""Poolings: from the recurrent states to one vector per window.
+
+``LastState`` takes the last state (the notebook's vanilla model). The attention forms score each
+state, take ``α = softmax_t(s)`` and return the context ``Σ_t α_t h_t``; α is sown into the
+``"intermediates"`` collection under ``"alpha"``. Each creates its weights in Keras's order,
+listed in ``KERAS_WEIGHTS``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from fibjax.models.initializers import attention_normal, glorot_uniform, zeros
+
+
+class LastState(nn.Module):
+    """The last state, as a Keras recurrent layer returns it without ``return_sequences``."""
+
+    SEQUENCES: ClassVar[bool] = False  # takes the last state ``<float32>[batch, H]`` only
+    KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ()
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """``<float32>[batch, H]`` → the same."""
+        return h
+
+
+class Attention(nn.Module):
+    """Base of the attention forms: ``scores`` → α (sown) → context."""
+
+    SEQUENCES: ClassVar[bool] = True  # takes every state ``<float32>[batch, time, H]``
+    KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ()
+
+    def scores(self, h: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, H]`` → ``<float32>[batch, time]``."""
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """Pools the states over time.
+
+        Args:
+          h: ``<float32>[batch, time, H]``.
+
+        Returns:
+          ``<float32>[batch, H]``, the attention-weighted sum of the states.
+        """
+        alpha = jax.nn.softmax(self.scores(h), axis=-1)
+        self.sow("intermediates", "alpha", alpha)
+        return jnp.sum(h * alpha[..., None], axis=1)
+
+
+class AttentionPooling(Attention):
+    """The notebook's attention: ``s_t = tanh(h_t W_a + b_t)``, ``W_a [H, 1]``, ``b [time, 1]``.
+
+    ``b`` has one entry per time step, as in the notebook, so the layer is tied to one window
+    length.
+    """
+
+    KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("kernel", "bias")
+
+    def scores(self, h: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", attention_normal, (h.shape[-1], 1))
+        bias = self.param("bias", zeros, (h.shape[1], 1))
+        # A multiply-sum, not ``h @ kernel``: under ``vmap`` the matmul becomes a batched dot
+        # of [time, features] x [features, 1] per seed, which XLA's CPU runtime calls as its
+        # own kernel; the multiply-sum fuses with the tanh around it.
+        return jnp.tanh(jnp.sum(h * kernel[:, 0], axis=-1) + bias[:, 0])
+
+
+class AdditiveAttention(Attention):
+    """Bahdanau's attention with the last state as query: ``s_t = v · tanh(h_T W_q + h_t W_k + b)``.
+
+    ``W_q``, ``W_k`` ``[H, H]`` and ``v`` ``[H, 1]`` glorot-uniform, ``b`` ``[H]`` zeros.
+    """
+
+    KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("query_kernel", "key_kernel", "bias", "score")
+
+    def scores(self, h: jax.Array) -> jax.Array:
+        units = h.shape[-1]
+        query_kernel = self.param("query_kernel", glorot_uniform, (units, units))
+        key_kernel = self.param("key_kernel", glorot_uniform, (units, units))
+        bias = self.param("bias", zeros, (units,))
+        score = self.param("score", glorot_uniform, (units, 1))
+        query = (h[:, -1] @ query_kernel)[:, None, :]
+        return (jnp.tanh(query + h @ key_kernel + bias) @ score)[..., 0]
+
+
+class DotAttention(Attention):
+    """Scaled dot-product attention with a learned query: ``s_t = (h_t W_k) · q / sqrt(H)``.
+
+    ``W_k`` ``[H, H]`` and ``q`` ``[H, 1]`` glorot-uniform.
+    """
+
+    KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("key_kernel", "query")
+
+    def scores(self, h: jax.Array) -> jax.Array:
+        units = h.shape[-1]
+        key_kernel = self.param("key_kernel", glorot_uniform, (units, units))
+        query = self.param("query", glorot_uniform, (units, 1))
+        return ((h @ key_kernel) @ query)[..., 0] / jnp.sqrt(jnp.asarray(units, h.dtype))
