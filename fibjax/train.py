@@ -380,7 +380,7 @@ def param_count(config: TrainConfig, data: FibonacciData) -> int:
     >>> param_count(TrainConfig("vanilla"), fibonacci_windows(n_terms=60))
     11
     """
-    model = make_model(config.model, config.hidden, config.unroll)
+    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
     x = jax.ShapeDtypeStruct((1, *data.train_x.shape[1:]), jnp.float32)
     shapes = jax.eval_shape(lambda k: model.init(k, x)["params"], jax.random.key(0))
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
@@ -430,9 +430,10 @@ def check_memory(
         have *= len(devices)
     if have is not None and need > have:
         raise ValueError(
-            f"training {n_seeds} seed(s) of {config.model} (hidden={config.hidden},"
-            f" epochs={config.epochs}) needs at least {need / 2**30:.3g} GiB, more than the"
-            f" {have / 2**30:.3g} GiB this machine has; use fewer seeds, epochs or units"
+            f"training {n_seeds} seed(s) of {config.model} (cell={config.cell},"
+            f" hidden={config.hidden}, epochs={config.epochs}) needs at least"
+            f" {need / 2**30:.3g} GiB, more than the {have / 2**30:.3g} GiB this machine has;"
+            " use fewer seeds, epochs or units"
         )
 
 
