@@ -380,7 +380,7 @@ def param_count(config: TrainConfig, data: FibonacciData) -> int:
     >>> param_count(TrainConfig("vanilla"), fibonacci_windows(n_terms=60))
     11
     """
-    model = make_model(config.model, config.hidden, config.unroll)
+    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
     x = jax.ShapeDtypeStruct((1, *data.train_x.shape[1:]), jnp.float32)
     shapes = jax.eval_shape(lambda k: model.init(k, x)["params"], jax.random.key(0))
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
