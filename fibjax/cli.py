@@ -501,8 +501,13 @@ def _check_resume_options(args, given: set[str], config, run_file: Path) -> None
             saved = getattr(saved, part)
         value = _model_list(args.models) if name == "models" else getattr(args, name)
         if value != saved or isinstance(value, bool) != isinstance(saved, bool):
+            if name == "models":
+                value, saved = ",".join(value), ",".join(saved)
+                saved_text = saved
+            else:
+                saved_text = repr(saved)
             raise UsageError(
-                f"{_option(name)} {value} differs from the saved {saved!r} in {run_file};"
+                f"{_option(name)} {value} differs from the saved {saved_text} in {run_file};"
                 " a resumed run keeps its configuration: leave the option out, or start a new"
                 " run with --out"
             )
@@ -603,6 +608,8 @@ def _train_and_report(
             progress.phase("writing the report")
             try:
                 summary = _write_report(out_dir, arms, preload)
+            except storage.ResultFileError as error:  # e.g. the code changed during the run
+                raise UsageError(f"every model is saved, but no report: {error}") from None
             except KeyboardInterrupt:
                 progress.close()
                 _interrupted(

@@ -188,7 +188,7 @@ def learning_curves(
             median,
             color=colour,
             linewidth=2,
-            label=f"{label}: median of {n_seeds} seeds{note}",
+            label=f"{label} (median of {n_seeds} seeds{note})",
         )
         if geometric_mean:
             ax.plot(epochs, gmean, color=colour, linewidth=1, linestyle="--")
@@ -405,7 +405,7 @@ def attention_by_step(
             linewidth=2,
             marker="o",
             markersize=4,
-            label=f"{label}: median over {_seeds(int(finite.sum()))}",
+            label=f"{label} (median over {_seeds(int(finite.sum()))})",
         )
         if not finite.all():
             left_out.append(f"{label} {_seeds(a.shape[0] - int(finite.sum()))}")
