@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_run_train)
 
     compare = commands.add_parser(
-        "compare", help="the main experiment: both models under many seeds, with a report"
+        "compare",
+        help="the main experiment: two or more models of one cell under the same seeds, with a"
+        " report",
     )
     add_compare_options(compare)
     compare.set_defaults(handler=run_compare)

@@ -370,8 +370,8 @@ def _p_text(comparison: Comparison) -> str:
     if adjustment is None:
         return f"p = {p:.3g}"
     return (
-        f"p = {p:.3g}, {adjustment['method'].capitalize()}-adjusted over"
-        f" {adjustment['family_size']} comparisons p = {_fmt(adjustment['pvalue'])}"
+        f"p = {p:.3g}, {adjustment['method'].capitalize()}-adjusted p ="
+        f" {_fmt(adjustment['pvalue'])} over {adjustment['family_size']} comparisons"
     )
 
 
@@ -486,7 +486,8 @@ def _md_protocol(
     seeds = config.seeds
     seed_text = f"{len(seeds)} seeds ({seeds[0]}…{seeds[-1]})" if len(seeds) > 3 else str(seeds)
     arms = ", ".join(f"{k}: {v['train_s']:.1f} s" for k, v in summary["arms"].items())
-    models = "; ".join(f"{label}: {text}" for label, text in summary["models"].items())
+    models = ", ".join(f"{label} ({text})" for label, text in summary["models"].items())
+    cell = cell_entry(config.cell).label
     if config.aa:
         design = (
             f" {seed_text} for the first arm and as many after them for the second (disjoint"
@@ -507,8 +508,9 @@ def _md_protocol(
         "## Protocol\n\n"
         f"The notebook's task: windows of {d.window} terms of the first {d.n_terms} Fibonacci"
         f" numbers, {d.scaling} scaling, {d.train_fraction:.0%} of the windows for training"
-        f" (split seed {d.split_seed}). The models ({config.hidden} hidden units, Dense(1, tanh)"
-        f" output): {models}; {config.epochs} epochs at batch size {config.batch_size},"
+        f" (split seed {d.split_seed}). Each model is a {cell} layer of {config.hidden} units, a"
+        f" pooling of its states and Dense(1, tanh): {models}. Each trains {config.epochs}"
+        f" epochs at batch size {config.batch_size},"
         f" {config.optimizer} at learning rate {config.learning_rate}, MSE loss, a fresh"
         f" shuffle each epoch.{design}{family} {_md_code(summary['code'])} on"
         f" {_device_text(env)}; training took {arms}."

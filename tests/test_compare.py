@@ -252,7 +252,7 @@ FAMILY = ["--cell", "gru", "--models", "vanilla,attention,additive,dot"]
 
 
 @pytest.fixture(scope="module")
-def family(tmp_path_factory):
+def family(tmp_path_factory):  # ~20 s on an idle 2-core machine: four programs to compile
     """One GRU comparison of every pooling against the baseline, run in-process."""
     import contextlib
     import io
@@ -267,6 +267,7 @@ def family(tmp_path_factory):
     return out, stdout.getvalue()
 
 
+@pytest.mark.slow
 def test_family_results_name_cell_hidden_and_every_model(family):
     out, _ = family
     with open(out / "results.csv") as f:
@@ -283,6 +284,7 @@ def test_family_results_name_cell_hidden_and_every_model(family):
     ]
 
 
+@pytest.mark.slow
 def test_family_summary_has_one_holm_adjusted_comparison_per_attention_form(family):
     out, stdout = family
     summary = json.loads((out / "summary.json").read_text())
@@ -306,6 +308,7 @@ def test_family_summary_has_one_holm_adjusted_comparison_per_attention_form(fami
         assert name in stdout
 
 
+@pytest.mark.slow
 def test_family_report_names_the_cell_every_form_and_the_correction(family):
     out, _ = family
     report = (out / "report.md").read_text()
