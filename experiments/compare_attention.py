@@ -1,4 +1,4 @@
-"""Does attention help? Both models under many seeds, compared statistically, with a report.
+"""Does attention help? Models under many seeds, compared statistically, with a report.
 
 The same as ``fibjax compare``; run ``python experiments/compare_attention.py --help`` for options.
 With its defaults: 64 paired seeds, the notebook's protocol, the report in ``results/<timestamp>/``.

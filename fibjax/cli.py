@@ -25,9 +25,36 @@ class UsageError(Exception):
     """A mistake in the command line or its files: printed as one line, exit status 2."""
 
 
+# Placeholders in help texts, filled from the registry of models only when help is shown:
+# importing it imports JAX, which every other use of the parser puts off.
+_CELLS, _DEFAULT_CELL = "<cells>", "<default cell>"
+_MODELS, _DEFAULT_MODEL = "<models>", "<default model>"
+_BASELINE, _DEFAULT_MODELS = "<baseline>", "<default models>"
+
+
+def _registry_words() -> dict[str, str]:
+    from fibjax import models
+
+    return {
+        _CELLS: ", ".join(models.CELL_NAMES),
+        _DEFAULT_CELL: models.DEFAULT_CELL,
+        _MODELS: ", ".join(models.MODEL_NAMES),
+        _DEFAULT_MODEL: models.NOTEBOOK_MODELS[0],
+        _BASELINE: models.BASELINE,
+        _DEFAULT_MODELS: ",".join(models.NOTEBOOK_MODELS),
+    }
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(message)
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if "<" in text:
+            for placeholder, words in _registry_words().items():
+                text = text.replace(placeholder, words)
+        return text
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +73,10 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Options of the training protocol, on every command that trains."""
     group = parser.add_argument_group("training")
-    group.add_argument("--hidden", type=int, default=2, help="SimpleRNN units (2)")
+    group.add_argument(
+        "--cell", default=None, help=f"the recurrent cell: {_CELLS} ({_DEFAULT_CELL})"
+    )
+    group.add_argument("--hidden", type=int, default=2, help="hidden units of the cell (2)")
     group.add_argument("--epochs", type=int, default=30, help="epochs (30)")
     group.add_argument("--batch-size", type=int, default=1, help="windows per update (1)")
     group.add_argument("--learning-rate", type=float, default=1e-3, help="step size (0.001)")
@@ -81,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train one model under one seed, as the notebook")
-    train.add_argument("--model", default="attention", help="vanilla or attention (attention)")
+    train.add_argument(
+        "--model", default=None, help=f"the pooling after the cell: {_MODELS} ({_DEFAULT_MODEL})"
+    )
     train.add_argument("--seed", type=int, default=0, help="PRNG seed (0)")
     add_data_options(train)
     add_training_options(train)
@@ -89,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_run_train)
 
     compare = commands.add_parser(
-        "compare", help="the main experiment: both models under many seeds, with a report"
+        "compare",
+        help="the main experiment: two or more models of one cell under the same seeds, with a"
+        " report",
     )
     add_compare_options(compare)
     compare.set_defaults(handler=run_compare)
@@ -114,7 +148,13 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--aa", action="store_true", help="A/A: one model against itself on disjoint seeds"
     )
-    group.add_argument("--aa-model", default="vanilla", help="the model of the A/A mode")
+    group.add_argument(
+        "--models",
+        default=None,
+        help=f"two or more of {_MODELS}, comma-separated, {_BASELINE} among them: each other"
+        f" one is compared with {_BASELINE} ({_DEFAULT_MODELS})",
+    )
+    group.add_argument("--aa-model", default=None, help=f"the model of the A/A mode ({_BASELINE})")
     group.add_argument(
         "--out", type=Path, default=None, help="output folder (default results/<timestamp>)"
     )
@@ -148,15 +188,21 @@ def data_config_from(args: argparse.Namespace):
 
 
 def training_options(args: argparse.Namespace) -> dict[str, object]:
-    """The training options (:func:`add_training_options`) by field name of the configs."""
+    """The training options (:func:`add_training_options`) by field name of the configs; the
+    cell only when given, else the configs' default."""
     names = ("hidden", "epochs", "batch_size", "learning_rate", "optimizer")
-    return {name: getattr(args, name) for name in names}
+    options = {name: getattr(args, name) for name in names}
+    if args.cell is not None:
+        options["cell"] = args.cell
+    return options
 
 
-def train_config_from(args: argparse.Namespace, model: str):
-    """The validated :class:`fibjax.train.TrainConfig` of the training options."""
+def train_config_from(args: argparse.Namespace):
+    """The validated :class:`fibjax.train.TrainConfig` of ``fibjax train``'s options."""
+    from fibjax.models import NOTEBOOK_MODELS
     from fibjax.train import TrainConfig
 
+    model = NOTEBOOK_MODELS[0] if args.model is None else args.model
     return TrainConfig(model=model, **training_options(args))
 
 
@@ -193,7 +239,7 @@ def configure_runtime(args: argparse.Namespace) -> Path | None:
 def _run_train(args: argparse.Namespace) -> int:
     try:
         data_config = data_config_from(args)
-        config = train_config_from(args, args.model)
+        config = train_config_from(args)
         from fibjax.train import check_seeds
 
         (seed,) = check_seeds([args.seed])
@@ -214,7 +260,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     with Progress() as progress:
-        progress.phase(f"compiling {config.model}")
+        progress.phase(f"compiling {config.model} ({config.cell})")
         train = make_train(config, data)  # no host callback, so the program can be cached
         key = jax.random.key(seed)
         compiled = compile_program(jax.jit(train).lower(key), jax.default_backend())
@@ -227,7 +273,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _print_fit(config, seed: int, result, n_params: int, seconds: float) -> None:
-    print(f"Model: {config.model}, {n_params} parameters, seed {seed}")
+    from fibjax.models import describe_model
+
+    layers = describe_model(config.model, config.cell, config.hidden)
+    print(f"Model: {config.model} ({layers}), {n_params} parameters, seed {seed}")
     for epoch, loss in enumerate(result.epoch_losses.tolist(), start=1):
         print(f"Epoch {epoch}/{config.epochs} - loss: {loss:.4e}")
     if int(result.diverged_epoch):
@@ -255,17 +304,27 @@ def compare_config_from(args: argparse.Namespace, seeds: tuple[int, ...] | None 
     """
     from fibjax.compare import CompareConfig
 
+    chosen = {}
+    if args.models is not None:
+        chosen["models"] = _model_list(args.models)
+    if args.aa_model is not None:
+        chosen["aa_model"] = args.aa_model
     try:
         return CompareConfig(
             seeds=_seed_list(args) if seeds is None else seeds,
             data=data_config_from(args),
             **training_options(args),
+            **chosen,
             alpha=args.alpha,
             aa=args.aa,
-            aa_model=args.aa_model,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    """``--models a,b,c`` as names, spaces around them allowed."""
+    return tuple(part.strip() for part in text.split(","))
 
 
 def environment_record(argv: Sequence[str] | None) -> dict[str, object]:
@@ -370,6 +429,8 @@ _SAVED_OPTIONS = {
     "alpha": ("alpha",),
     "aa": ("aa",),
     "aa_model": ("aa_model",),
+    "cell": ("cell",),
+    "models": ("models",),
     "n_terms": ("data", "n_terms"),
     "window": ("data", "window"),
     "train_fraction": ("data", "train_fraction"),
@@ -440,10 +501,15 @@ def _check_resume_options(args, given: set[str], config, run_file: Path) -> None
         saved = config
         for part in where:
             saved = getattr(saved, part)
-        value = getattr(args, name)
+        value = _model_list(args.models) if name == "models" else getattr(args, name)
         if value != saved or isinstance(value, bool) != isinstance(saved, bool):
+            if name == "models":
+                value, saved = ",".join(value), ",".join(saved)
+                saved_text = saved
+            else:
+                saved_text = repr(saved)
             raise UsageError(
-                f"{_option(name)} {value} differs from the saved {saved!r} in {run_file};"
+                f"{_option(name)} {value} differs from the saved {saved_text} in {run_file};"
                 " a resumed run keeps its configuration: leave the option out, or start a new"
                 " run with --out"
             )
@@ -544,6 +610,8 @@ def _train_and_report(
             progress.phase("writing the report")
             try:
                 summary = _write_report(out_dir, arms, preload)
+            except storage.ResultFileError as error:  # e.g. the code changed during the run
+                raise UsageError(f"every model is saved, but no report: {error}") from None
             except KeyboardInterrupt:
                 progress.close()
                 _interrupted(
@@ -560,9 +628,9 @@ def _train_and_report(
 
 def _write_report(out_dir: Path, arms: dict, preload: _Preload) -> dict:
     preload.join()
-    from fibjax import report
+    from fibjax import compare, report
 
-    report.write_tables(out_dir, arms)
+    report.write_tables(out_dir, arms, compare.load_run(out_dir)[0])
     return report.build_report(out_dir)
 
 
@@ -577,18 +645,23 @@ def _join_quietly(preload: _Preload) -> None:
 
 
 def summary_table(summary: dict) -> str:
-    """A short terminal table of the comparison, then its verdict."""
-    stats = summary["statistics"]
+    """A short terminal table of the comparison's models, then its verdicts."""
+    stats = {}
+    for comparison in summary["comparisons"].values():
+        for key in ("a", "b"):
+            stats[comparison["names"][key]] = comparison["summary"][key]
     lines = [
         f"{'model':<14} {'seeds':>5} {'diverged':>8} {'geo-mean test MSE':>18}"
-        f" {'median log10 MSE':>17}"
+        f" {'median log10 MSE':>17}  layers"
     ]
-    for key in ("a", "b"):
-        label, s = stats["names"][key], stats["summary"][key]
-        arm = summary["arms"][label]
+    for label, arm in summary["arms"].items():
+        s = stats[label]
         geo = "-" if s["geometric_mean_mse"] is None else f"{s['geometric_mean_mse']:.3e}"
         med = "-" if s["median"] is None else f"{s['median']:.3f}"
-        lines.append(f"{label:<14} {arm['n_seeds']:>5} {arm['n_diverged']:>8} {geo:>18} {med:>17}")
+        lines.append(
+            f"{label:<14} {arm['n_seeds']:>5} {arm['n_diverged']:>8} {geo:>18} {med:>17}"
+            f"  {summary['models'][label]}"
+        )
     return "\n".join(lines) + "\n\n" + summary["verdict"]
 
 

@@ -1,11 +1,12 @@
-"""The main experiment: both models trained under the same seeds, saved as each one finishes.
+"""The main experiment: two or more models trained under the same seeds, saved as each finishes.
 
-A comparison has two arms. Normally they are the attention and the vanilla model under the same
-seeds (paired: same initial recurrent weights and same order of windows for a seed). In A/A mode
-both arms are one model on disjoint seeds, to show the statistics find no difference that is not
-there. Each arm is saved to ``arm_<label>.npz`` as soon as it finishes, so an interrupted run
-resumes without training it again; :func:`fibjax.report.build_report` then writes the tables,
-figures and report from the saved files alone.
+A comparison has one arm per model, all of one recurrent cell under the same seeds (paired: same
+initial recurrent and output weights and same order of windows for a seed). Every attention form
+among them is compared with the baseline (:data:`fibjax.models.BASELINE`, the last state pooled).
+In A/A mode both arms are one model on disjoint seeds, to show the statistics find no difference
+that is not there. Each arm is saved to ``arm_<label>.npz`` as soon as it finishes, so an
+interrupted run resumes without training it again; :func:`fibjax.report.build_report` then
+writes the tables, figures and report from the saved files alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from flax.traverse_util import flatten_dict
 
 from fibjax import provenance, storage
 from fibjax.data import DataConfig, FibonacciData, windows_from_config
-from fibjax.models import MODEL_NAMES, POOLINGS, attention_weights, predict
+from fibjax.models import (
+    BASELINE,
+    DEFAULT_CELL,
+    MODEL_NAMES,
+    NOTEBOOK_MODELS,
+    POOLINGS,
+    attention_weights,
+    cell_entry,
+    predict,
+)
 from fibjax.train import TrainConfig, check_seeds, compile_seeds
 
 RUN_FILE = "run.json"
@@ -38,7 +48,10 @@ class CompareConfig:
     Attributes:
       seeds: the seeds of the paired design (in A/A mode, of the first arm).
       data: the data set.
-      hidden, epochs, batch_size, learning_rate, optimizer: the training protocol of both arms.
+      cell: the recurrent cell of every arm, a name from :data:`fibjax.models.CELLS`.
+      models: the poolings compared, names from :data:`fibjax.models.POOLINGS`: two or more,
+        the baseline among them; each other one is compared with the baseline.
+      hidden, epochs, batch_size, learning_rate, optimizer: the training protocol of every arm.
       alpha: significance level of the primary test.
       aa: A/A mode: ``aa_model`` against itself, the second arm on the next ``len(seeds)``
         seeds after the largest seed.
@@ -48,6 +61,8 @@ class CompareConfig:
 
     seeds: tuple[int, ...] = tuple(range(64))
     data: DataConfig = DataConfig()
+    cell: str = DEFAULT_CELL
+    models: tuple[str, ...] = NOTEBOOK_MODELS
     hidden: int = 2
     epochs: int = 30
     batch_size: int = 1
@@ -55,7 +70,7 @@ class CompareConfig:
     optimizer: str = "keras_adam"
     alpha: float = 0.05
     aa: bool = False
-    aa_model: str = "vanilla"
+    aa_model: str = BASELINE
     stats_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,18 +88,40 @@ class CompareConfig:
             raise ValueError(f"stats_seed={self.stats_seed!r} must be an integer >= 0")
         object.__setattr__(self, "stats_seed", int(seed))
         # The protocol's numbers as the TrainConfig holds them (NumPy numbers made Python ones).
-        protocol = self.train_config("vanilla")
+        cell_entry(self.cell)
+        protocol = self.train_config(BASELINE)
         for name in ("hidden", "epochs", "batch_size", "learning_rate"):
             object.__setattr__(self, name, getattr(protocol, name))
+        object.__setattr__(self, "models", self._checked_models())
         if self.aa_model not in MODEL_NAMES:
             raise ValueError(f"aa_model={self.aa_model!r} is unknown; choose one of {MODEL_NAMES}")
         if self.aa:
             check_seeds(self.seeds + self.aa_second_seeds())
 
+    def _checked_models(self) -> tuple[str, ...]:
+        models = self.models
+        if isinstance(models, str) or not isinstance(models, (tuple, list)):
+            raise ValueError(f"models={models!r} must be a sequence of model names")
+        models = tuple(models)
+        for model in models:
+            if model not in MODEL_NAMES:
+                raise ValueError(
+                    f"model {model!r} is unknown; choose from {', '.join(MODEL_NAMES)}"
+                )
+        if len(set(models)) != len(models) or len(models) < 2:
+            raise ValueError(f"models={','.join(models)} must name two or more different models")
+        if BASELINE not in models and not self.aa:
+            raise ValueError(
+                f"models={','.join(models)} must include {BASELINE}, the model every other one"
+                " is compared with"
+            )
+        return models
+
     def train_config(self, model: str) -> TrainConfig:
         """The :class:`TrainConfig` of one model under this protocol."""
         return TrainConfig(
             model=model,
+            cell=self.cell,
             hidden=self.hidden,
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -98,19 +135,36 @@ class CompareConfig:
         return tuple(range(start, start + len(self.seeds)))
 
     def arms(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        """``(label, model, seeds)`` of each arm: the candidate first, then the baseline."""
+        """``(label, model, seeds)`` of each arm: the candidates in the order given, then the
+        baseline.
+
+        >>> [label for label, _, _ in CompareConfig(models=("vanilla", "dot", "additive")).arms()]
+        ['dot', 'additive', 'vanilla']
+        """
         if self.aa:
             model = self.aa_model
             return [
                 (f"{model}-A", model, self.seeds),
                 (f"{model}-B", model, self.aa_second_seeds()),
             ]
-        return [("attention", "attention", self.seeds), ("vanilla", "vanilla", self.seeds)]
+        labels = [*self.candidates(), self.baseline()]
+        return [(label, label, self.seeds) for label in labels]
+
+    def candidates(self) -> list[str]:
+        """The labels of the arms each compared with :meth:`baseline`, in the order given."""
+        if self.aa:
+            return [f"{self.aa_model}-A"]
+        return [model for model in self.models if model != BASELINE]
+
+    def baseline(self) -> str:
+        """The label of the arm every candidate is compared with."""
+        return f"{self.aa_model}-B" if self.aa else BASELINE
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record from which :func:`config_from_dict` rebuilds this config."""
         record = dataclasses.asdict(self)
         record["seeds"] = list(self.seeds)
+        record["models"] = list(self.models)
         return record
 
 
@@ -120,6 +174,8 @@ def config_from_dict(record: dict[str, Any]) -> CompareConfig:
         fields = dict(record)
         fields["data"] = DataConfig(**fields["data"])
         fields["seeds"] = tuple(fields["seeds"])
+        if isinstance(fields.get("models"), list):
+            fields["models"] = tuple(fields["models"])
         return CompareConfig(**fields)
     except (KeyError, TypeError) as error:
         raise ValueError(f"not a fibjax comparison configuration ({error})") from None
@@ -177,17 +233,18 @@ def train_arm(
         "train_s": np.asarray(train_s),
         **flatten_dict({"params": result.params}, sep="/"),
     }
-    arrays.update(_test_outputs(model, result.params, data))
+    arrays.update(_test_outputs(model, config.cell, result.params, data))
     return arrays
 
 
-def _test_outputs(model: str, params: Any, data: FibonacciData) -> dict[str, np.ndarray]:
+def _test_outputs(model: str, cell: str, params: Any, data: FibonacciData) -> dict[str, np.ndarray]:
     """Each seed's test predictions and, for an attention model, its α on every test window."""
     x = np.asarray(data.test_x, np.float32)
     # Jitted, so that the compilation cache keeps these programs for the next run too.
-    outputs = {"test_pred": np.asarray(jax.jit(jax.vmap(lambda p: predict(model, p, x)))(params))}
+    pred = jax.jit(jax.vmap(lambda p: predict(model, p, x, cell=cell)))(params)
+    outputs = {"test_pred": np.asarray(pred)}
     if POOLINGS[model].has_attention:
-        alpha = jax.jit(jax.vmap(lambda p: attention_weights(p, x, model=model)))(params)
+        alpha = jax.jit(jax.vmap(lambda p: attention_weights(p, x, model=model, cell=cell)))(params)
         outputs["test_alpha"] = np.asarray(alpha)
     return outputs
 

@@ -13,7 +13,7 @@ say how many were left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,11 @@ BAND = (2.5, 97.5)
 # locator overflows on values near 1e300, and no converged run comes close.
 LOG_AXIS_MAX = 1e100
 
-# tab10: vanilla blue, attention orange; any other model gets the next unused tab10 colour.
-MODEL_COLOURS = {"vanilla": "tab:blue", "attention": "tab:orange"}
-_SPARE_COLOURS = (
+# tab10, in order: a model's colour is given by its position (the report passes its place in
+# the registry, so a model keeps its colour from figure to figure and from run to run).
+PALETTE = (
+    "tab:blue",
+    "tab:orange",
     "tab:green",
     "tab:red",
     "tab:purple",
@@ -45,32 +47,26 @@ _SPARE_COLOURS = (
     "tab:cyan",
     "tab:gray",
 )
-MODEL_LABELS = {
-    "vanilla": "vanilla: SimpleRNN(2) → Dense",
-    "attention": "attention: SimpleRNN(2) → attention → Dense",
-}
 TRUTH_COLOUR = "black"
 PAIR_COLOUR = "0.55"
 
 
-def model_colour(name: str, index: int = 0) -> str:
-    """The colour of a model in every figure: tab10 blue for vanilla, orange for attention.
+def model_colour(index: int) -> str:
+    """The palette's colour at ``index`` (cycling past its end).
 
-    Args:
-      name: model name.
-      index: position of the model in its figure; picks a spare colour for unknown names.
-
-    Returns:
-      A Matplotlib colour name.
-
-    >>> model_colour("attention")
-    'tab:orange'
+    >>> model_colour(0), model_colour(1), model_colour(10)
+    ('tab:blue', 'tab:orange', 'tab:blue')
     """
-    return MODEL_COLOURS.get(name, _SPARE_COLOURS[index % len(_SPARE_COLOURS)])
+    return PALETTE[index % len(PALETTE)]
 
 
-def _label(name: str) -> str:
-    return MODEL_LABELS.get(name, name)
+def _colours(names: Sequence[str], colours: Mapping[str, str] | None) -> list[str]:
+    """Each model's colour: as given, else by its position among ``names``."""
+    return [(colours or {}).get(name, model_colour(i)) for i, name in enumerate(names)]
+
+
+def _labels(names: Sequence[str], labels: Mapping[str, str] | None) -> list[str]:
+    return [(labels or {}).get(name, name) for name in names]
 
 
 def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
@@ -151,7 +147,12 @@ def _column_stats(
 
 
 def learning_curves(
-    losses: Mapping[str, np.ndarray], path: Path | str, *, geometric_mean: bool = True
+    losses: Mapping[str, np.ndarray],
+    path: Path | str,
+    *,
+    geometric_mean: bool = True,
+    colours: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Path:
     """Training loss by epoch: median over seeds with a 95 % band, on a log axis.
 
@@ -162,20 +163,24 @@ def learning_curves(
       losses: per model, ``<float>[n_seeds, epochs]`` the training loss of each seed by epoch.
       path: the PNG to write.
       geometric_mean: also draw the geometric mean over seeds (dashed).
+      colours: per model, its colour (default: :data:`PALETTE` by position).
+      labels: per model, its name in the legend (default: the key).
 
     Returns:
       ``path``, as a :class:`~pathlib.Path`.
     """
     fig = _new_figure()
     ax = fig.add_subplot()
-    for i, (name, raw) in enumerate(losses.items()):
+    names = list(losses)
+    for colour, label, raw in zip(
+        _colours(names, colours), _labels(names, labels), losses.values(), strict=True
+    ):
         loss = np.atleast_2d(np.asarray(raw, dtype=np.float64))
         n_seeds, n_epochs = loss.shape
         valid = _on_log_axis(loss)
         n_diverged = int((~np.isfinite(loss) | (loss >= LOG_AXIS_MAX)).any(axis=1).sum())
         median, low, high, gmean = _column_stats(loss, valid)
         epochs = np.arange(1, n_epochs + 1)
-        colour = model_colour(name, i)
         note = f", {n_diverged} diverged" if n_diverged else ""
         ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
         ax.plot(
@@ -183,7 +188,7 @@ def learning_curves(
             median,
             color=colour,
             linewidth=2,
-            label=f"{name}: median of {n_seeds} seeds{note}",
+            label=f"{label} (median of {n_seeds} seeds{note})",
         )
         if geometric_mean:
             ax.plot(epochs, gmean, color=colour, linewidth=1, linestyle="--")
@@ -197,22 +202,36 @@ def learning_curves(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize="small", frameon=False
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=1 if len(names) > 2 else 2,
+        fontsize="small",
+        frameon=False,
     )
     return _save(fig, path)
 
 
-def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> Path:
+def mse_distributions(
+    test_mse: Mapping[str, np.ndarray],
+    path: Path | str,
+    *,
+    baseline: str | None = None,
+    colours: Mapping[str, str] | None = None,
+) -> Path:
     """Test MSE of each model over seeds: box and points on a log axis, seeds paired by lines.
 
-    Each seed's points of the first two models are joined by a thin grey line; the median of each
-    model is marked and written beside it. Values that are not finite (diverged), not positive or
-    at least ``LOG_AXIS_MAX`` are left out, and the title says how many.
+    A seed's points of neighbouring models are joined by thin grey lines, so each seed is one
+    line across the models; the median of each model is marked and written beside it. The title
+    says on how many seeds each other model is lower than ``baseline``. Values that are not
+    finite (diverged), not positive or at least ``LOG_AXIS_MAX`` are left out, and the title
+    says how many.
 
     Args:
       test_mse: per model, ``<float>[n_seeds]`` the test MSE of each seed; index ``i`` is the same
         seed in every model.
       path: the PNG to write.
+      baseline: the model the others are counted against (default: the last).
+      colours: per model, its colour (default: :data:`PALETTE` by position).
 
     Returns:
       ``path``, as a :class:`~pathlib.Path`.
@@ -223,32 +242,28 @@ def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> P
     rng = np.random.default_rng(0)  # jitter of the points only; fixed so figures are reproducible
     jitter = [rng.uniform(-0.12, 0.12, size=m.size) for m in mses]
 
-    fig = _new_figure()
+    fig = _new_figure((max(FIGSIZE[0], 1.9 * len(names) + 1.0), FIGSIZE[1]))
     ax = fig.add_subplot()
     subtitle = []
     if len(names) >= 2:
-        n = min(mses[0].size, mses[1].size)
-        idx = np.flatnonzero(valids[0][:n] & valids[1][:n])
-        if idx.size:
-            segments = np.stack(
-                [
-                    np.column_stack([0 + jitter[0][idx], mses[0][idx]]),
-                    np.column_stack([1 + jitter[1][idx], mses[1][idx]]),
-                ],
-                axis=1,
-            )
-            ax.add_collection(
-                LineCollection(segments, colors=PAIR_COLOUR, linewidths=0.5, alpha=0.35, zorder=1)
-            )
-            lower = int((mses[1][idx] < mses[0][idx]).sum())
-            subtitle.append(f"{names[1]} lower in {lower} of {idx.size} paired seeds")
-        ax.plot([], [], color=PAIR_COLOUR, linewidth=0.8, label="same seed, both models")
+        for i in range(len(names) - 1):
+            segments = _seed_segments(i, mses[i : i + 2], valids[i : i + 2], jitter[i : i + 2])
+            if len(segments):
+                ax.add_collection(
+                    LineCollection(
+                        segments, colors=PAIR_COLOUR, linewidths=0.5, alpha=0.35, zorder=1
+                    )
+                )
+        subtitle.append(_lower_counts(names, mses, valids, baseline or names[-1]))
+        both = "both models" if len(names) == 2 else "all models"
+        ax.plot([], [], color=PAIR_COLOUR, linewidth=0.8, label=f"same seed, {both}")
 
     left_out = []
     tick_labels = []
     any_data = False
-    for i, (name, mse, valid) in enumerate(zip(names, mses, valids, strict=True)):
-        colour = model_colour(name, i)
+    for i, (name, mse, valid, colour) in enumerate(
+        zip(names, mses, valids, _colours(names, colours), strict=True)
+    ):
         kept = mse[valid]
         tick_labels.append(f"{name}\n({kept.size} seeds)")
         if kept.size < mse.size:
@@ -312,52 +327,94 @@ def mse_distributions(test_mse: Mapping[str, np.ndarray], path: Path | str) -> P
     return _save(fig, path)
 
 
-def attention_by_step(alpha: np.ndarray, path: Path | str) -> Path:
+def _seed_segments(
+    left: int, mses: list[np.ndarray], valids: list[np.ndarray], jitter: list[np.ndarray]
+) -> np.ndarray:
+    """``[n, 2, 2]`` lines joining each seed's points at ``left`` and ``left + 1``."""
+    n = min(mses[0].size, mses[1].size)
+    idx = np.flatnonzero(valids[0][:n] & valids[1][:n])
+    return np.stack(
+        [
+            np.column_stack([left + jitter[0][idx], mses[0][idx]]),
+            np.column_stack([left + 1 + jitter[1][idx], mses[1][idx]]),
+        ],
+        axis=1,
+    )
+
+
+def _lower_counts(names, mses, valids, baseline: str) -> str:
+    """On how many seeds, valid in both, each model's MSE is below the baseline's."""
+    b = names.index(baseline)
+    counts = []
+    for i, name in enumerate(names):
+        if i == b:
+            continue
+        n = min(mses[i].size, mses[b].size)
+        idx = np.flatnonzero(valids[i][:n] & valids[b][:n])
+        counts.append(f"{name} {int((mses[i][idx] < mses[b][idx]).sum())} of {idx.size}")
+    return f"seeds where lower than {baseline}: " + ", ".join(counts)
+
+
+def attention_by_step(
+    alpha: Mapping[str, np.ndarray],
+    path: Path | str,
+    *,
+    colours: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Path:
     """Mean attention weight by time step in the window, over seeds, against uniform attention.
 
-    For each seed the weights are averaged over the test windows; the line is the median of
-    these means over seeds and the band holds 2.5–97.5 % of seeds. Seeds with non-finite weights
-    (diverged) are left out.
+    For each seed the weights are averaged over the test windows; each model's line is the
+    median of these means over seeds and its band holds 2.5–97.5 % of seeds. Seeds with
+    non-finite weights (diverged) are left out.
 
     Args:
-      alpha: ``<float>[n_seeds, n_windows, time]`` the attention model's weights on each test
-        window, for each seed.
+      alpha: per attention model, ``<float>[n_seeds, n_windows, time]`` its weights on each
+        test window, for each seed; every model has the same ``n_windows`` and ``time``.
       path: the PNG to write.
+      colours: per model, its colour (default: :data:`PALETTE` by position).
+      labels: per model, its name in the legend (default: the key).
 
     Returns:
       ``path``, as a :class:`~pathlib.Path`.
     """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    if alpha.ndim != 3:
-        raise ValueError(f"alpha must be [n_seeds, n_windows, time], got shape {alpha.shape}")
-    n_seeds, n_windows, time = alpha.shape
-    per_seed = alpha.mean(axis=1)  # [n_seeds, time]
-    finite = np.isfinite(per_seed).all(axis=1)
-    n_left_out = n_seeds - int(finite.sum())
-    valid = np.broadcast_to(finite[:, None], per_seed.shape)
-    median, low, high, _ = _column_stats(per_seed, valid)
+    arrays = {name: np.asarray(a, dtype=np.float64) for name, a in alpha.items()}
+    shapes = {a.shape[1:] for a in arrays.values()}
+    if not arrays or any(a.ndim != 3 for a in arrays.values()) or len(shapes) != 1:
+        got = [a.shape for a in arrays.values()]
+        raise ValueError(f"alpha must be [n_seeds, n_windows, time] for each model, got {got}")
+    ((n_windows, time),) = shapes
     steps = np.arange(1, time + 1)
+    names = list(arrays)
 
     fig = _new_figure()
     ax = fig.add_subplot()
-    colour = model_colour("attention")
-    ax.fill_between(
-        steps, low, high, color=colour, alpha=0.2, linewidth=0, label="2.5–97.5 % of seeds"
-    )
-    ax.plot(
-        steps,
-        median,
-        color=colour,
-        linewidth=2,
-        marker="o",
-        markersize=4,
-        label=f"median over {_seeds(n_seeds - n_left_out)}",
-    )
+    left_out = []
+    for colour, label, a in zip(
+        _colours(names, colours), _labels(names, labels), arrays.values(), strict=True
+    ):
+        per_seed = a.mean(axis=1)  # [n_seeds, time]
+        finite = np.isfinite(per_seed).all(axis=1)
+        valid = np.broadcast_to(finite[:, None], per_seed.shape)
+        median, low, high, _ = _column_stats(per_seed, valid)
+        ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
+        ax.plot(
+            steps,
+            median,
+            color=colour,
+            linewidth=2,
+            marker="o",
+            markersize=4,
+            label=f"{label} (median over {_seeds(int(finite.sum()))})",
+        )
+        if not finite.all():
+            left_out.append(f"{label} {_seeds(a.shape[0] - int(finite.sum()))}")
+    ax.fill_between([], [], color="0.3", alpha=0.15, linewidth=0, label="2.5–97.5 % of seeds")
     ax.axhline(1 / time, color="0.3", linestyle="--", linewidth=1, label=f"uniform, 1/{time}")
     ax.set_xlabel("time step in window (1 = oldest)")
     ax.set_ylabel(f"attention weight α (mean over {n_windows} test windows)")
-    note = f"\n{_seeds(n_left_out)} left out as diverged" if n_left_out else ""
-    ax.set_title(f"Where the attention model looks in the window{note}")
+    note = f"\nleft out as diverged: {', '.join(left_out)}" if left_out else ""
+    ax.set_title(f"Where the attention looks in the window{note}")
     ax.set_xticks(_step_ticks(time))
     ax.set_xlim(0.5, time + 0.5)
     ax.set_ylim(bottom=0)
@@ -456,6 +513,9 @@ def predictions(
     predicted: Mapping[str, np.ndarray],
     to_fibonacci: Callable[[np.ndarray], np.ndarray],
     path: Path | str,
+    *,
+    colours: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Path:
     """Test-window predictions against the truth: scaled, in Fibonacci numbers, relative error.
 
@@ -472,6 +532,8 @@ def predictions(
       predicted: per model, ``<float>[n]`` its scaled predictions (one seed).
       to_fibonacci: maps scaled values, any shape, to Fibonacci numbers (float64).
       path: the PNG to write.
+      colours: per model, its colour (default: :data:`PALETTE` by position).
+      labels: per model, its name in panel (a)'s legend (default: the key).
 
     Returns:
       ``path``, as a :class:`~pathlib.Path`.
@@ -489,12 +551,14 @@ def predictions(
 
     ax_s.plot(x, truth_s, color=TRUTH_COLOUR, linewidth=1.5, label="truth")
     ax_f.plot(x, _log10_where(truth_f, truth_ok), color=TRUTH_COLOUR, linewidth=1.5, label="truth")
-    for i, (name, raw) in enumerate(predicted.items()):
-        colour = model_colour(name, i)
+    names = list(predicted)
+    for name, colour, label, raw in zip(
+        names, _colours(names, colours), _labels(names, labels), predicted.values(), strict=True
+    ):
         pred_s = np.asarray(raw, dtype=np.float64).ravel()[order]
         pred_f = _fibonacci_panel_data(pred_s, to_fibonacci)
         style = {"color": colour, "linewidth": 1.0, "marker": ".", "markersize": 3, "alpha": 0.85}
-        ax_s.plot(x, pred_s, label=_label(name), **style)
+        ax_s.plot(x, pred_s, label=label, **style)
 
         ok_f = _positive(pred_f)
         hidden = pred_f.size - int(ok_f.sum())

@@ -17,11 +17,14 @@ import numpy as np
 from fibjax import plots, storage
 from fibjax.compare import RUN_FORMAT, CompareConfig, arm_code, load_arm, load_run, run_codes
 from fibjax.data import FibonacciData, describe, windows_from_config
-from fibjax.stats import Comparison, StatsConfig, compare
+from fibjax.models import MODEL_NAMES, cell_entry, describe_model
+from fibjax.stats import Comparison, StatsConfig, compare_family
 
 RESULTS_HEADER = (
     "seed",
     "model",
+    "cell",
+    "hidden",
     "train_mse",
     "test_mse",
     "final_loss",
@@ -37,7 +40,7 @@ FIGURES = {
 }
 
 
-def write_tables(out_dir: Path, arms: dict[str, dict[str, Any]]) -> None:
+def write_tables(out_dir: Path, arms: dict[str, dict[str, Any]], config: CompareConfig) -> None:
     """Writes ``results.csv`` (one row per seed and arm) and ``curves.npz`` (per-epoch losses)."""
     rows, curves = [], {}
     for label, arm in arms.items():
@@ -48,6 +51,8 @@ def write_tables(out_dir: Path, arms: dict[str, dict[str, Any]]) -> None:
                 [
                     seed,
                     label,
+                    config.cell,
+                    config.hidden,
                     repr(float(arm["train_mse"][i])),
                     repr(float(arm["test_mse"][i])),
                     repr(float(losses[-1])),
@@ -77,6 +82,11 @@ def read_results(path: Path, config: CompareConfig) -> dict[str, dict[str, np.nd
             }
         except ValueError as error:
             raise storage.ResultFileError(f"{path}: a value is not a number ({error})") from None
+        if any((row["cell"], row["hidden"]) != (config.cell, str(config.hidden)) for row in mine):
+            raise storage.ResultFileError(
+                f"{path}: the rows of {label} name another cell or hidden size than the run's"
+                f" {config.cell}, {config.hidden}"
+            )
         if tuple(table["seeds"].tolist()) != seeds:
             raise storage.ResultFileError(
                 f"{path}: the rows of {label} do not hold the run's {len(seeds)} seeds in order"
@@ -154,12 +164,13 @@ def build_report(out_dir: Path) -> dict[str, Any]:
     environment = record["environment"]
     data = windows_from_config(config.data)
     labels = [label for label, _, _ in config.arms()]
-    comparison = compare(
-        stats_input(tables[labels[0]]),
-        stats_input(tables[labels[1]]),
+    comparisons = compare_family(
+        {label: stats_input(tables[label]) for label in config.candidates()},
+        stats_input(tables[config.baseline()]),
         StatsConfig(alpha=config.alpha, seed=config.stats_seed),
-        names=tuple(labels),
+        baseline_name=config.baseline(),
     )
+    verdicts = {label: verdict(c, config) for label, c in comparisons.items()}
     # Every output is written first and moved in last: a report that fails half-way leaves
     # the previous report's files as they were.
     with storage.Staging(out_dir) as staging:
@@ -167,8 +178,12 @@ def build_report(out_dir: Path) -> dict[str, Any]:
         summary = {
             "format": RUN_FORMAT,
             "config": config.to_dict(),
-            "statistics": comparison.to_dict(),
-            "verdict": verdict(comparison, config),
+            "models": {label: model_text(config, model) for label, model, _ in config.arms()},
+            "comparisons": {label: c.to_dict() for label, c in comparisons.items()},
+            "verdicts": verdicts,
+            "verdict": "\n".join(
+                f"- {text}" if len(verdicts) > 1 else text for text in verdicts.values()
+            ),
             "arms": {label: arm_summary(tables[label], arms[label]) for label in labels},
             "data": data_summary(data, arms[labels[0]], tables[labels[0]]),
             "environment": environment,
@@ -177,7 +192,7 @@ def build_report(out_dir: Path) -> dict[str, Any]:
             "figure_notes": figure_notes,
         }
         storage.write_json(staging.path("summary.json"), summary)
-        markdown = render_markdown(summary, config, comparison)
+        markdown = render_markdown(summary, config, comparisons)
         storage.write_text(staging.path("report.md"), markdown)
     return summary
 
@@ -208,6 +223,19 @@ def load_results(out_dir: Path) -> tuple[CompareConfig, dict, dict, dict, dict]:
                 f"{out_dir / 'curves.npz'}: the losses of {label} differ from arm_{label}.npz"
             )
     return config, record, tables, curves, arms
+
+
+def model_text(config: CompareConfig, model: str) -> str:
+    """A model of the run in words: its cell, hidden size and pooling."""
+    return describe_model(model, config.cell, config.hidden)
+
+
+def model_colours(config: CompareConfig) -> dict[str, str]:
+    """Each arm's colour: by the model's place in the registry, so it is the same in every run
+    (in A/A mode, where both arms are one model, by the arm's place)."""
+    if config.aa:
+        return {label: plots.model_colour(i) for i, (label, _, _) in enumerate(config.arms())}
+    return {label: plots.model_colour(MODEL_NAMES.index(m)) for label, m, _ in config.arms()}
 
 
 def code_summary(record: dict[str, Any], arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -271,11 +299,15 @@ def draw_figures(
       ``({name: file}, notes)``.
     """
     labels = [label for label, _, _ in config.arms()]
+    style = {
+        "colours": model_colours(config),
+        "labels": {label: f"{label}: {model_text(config, m)}" for label, m, _ in config.arms()},
+    }
     drawn, notes = {}, []
     for name in FIGURES:
         staging.remove(FIGURES[name])  # kept only if drawn again below
     if any(plots.on_log_axis(np.asarray(c, np.float64)).any() for c in curves.values()):
-        plots.learning_curves(curves, staging.path(FIGURES["learning_curves"]))
+        plots.learning_curves(curves, staging.path(FIGURES["learning_curves"]), **style)
         drawn["learning_curves"] = FIGURES["learning_curves"]
     else:
         notes.append(
@@ -284,22 +316,30 @@ def draw_figures(
         )
     mse = {label: stats_input(tables[label]) for label in labels}
     if any(plots.on_log_axis(values).any() for values in mse.values()):
-        plots.mse_distributions(mse, staging.path(FIGURES["test_mse"]))
+        plots.mse_distributions(
+            mse,
+            staging.path(FIGURES["test_mse"]),
+            baseline=config.baseline(),
+            colours=style["colours"],
+        )
         drawn["test_mse"] = FIGURES["test_mse"]
     else:
         notes.append("The test MSE figure is not drawn: no seed has a positive, finite test MSE")
     medians = {label: median_seed_index(mse[label]) for label in labels}
     attention = [label for label in labels if "test_alpha" in arms[label]]
-    if attention and medians[attention[0]] is not None:
-        alpha = arms[attention[0]]["test_alpha"]
-        plots.attention_by_step(alpha, staging.path(FIGURES["attention_by_step"]))
+    if attention and any(medians[label] is not None for label in attention):
+        alpha = {label: arms[label]["test_alpha"] for label in attention}
+        plots.attention_by_step(alpha, staging.path(FIGURES["attention_by_step"]), **style)
+        drawn["attention_by_step"] = FIGURES["attention_by_step"]
+        # The heat map of one model: the first attention form with a finite test MSE.
+        first = next(label for label in attention if medians[label] is not None)
+        seed = tables[first]["seeds"][medians[first]]
         plots.attention_heatmap(
-            alpha[medians[attention[0]]],
+            alpha[first][medians[first]],
             data.test_index,
             staging.path(FIGURES["attention_heatmap"]),
-            title_suffix=f" (median seed {tables[attention[0]]['seeds'][medians[attention[0]]]})",
+            title_suffix=f"\n{style['labels'][first]}, median seed {seed}",
         )
-        drawn["attention_by_step"] = FIGURES["attention_by_step"]
         drawn["attention_heatmap"] = FIGURES["attention_heatmap"]
     predicted = {
         label: arms[label]["test_pred"][i] for label, i in medians.items() if i is not None
@@ -311,6 +351,7 @@ def draw_figures(
             predicted,
             data.to_fibonacci,
             staging.path(FIGURES["predictions"]),
+            **style,
         )
         drawn["predictions"] = FIGURES["predictions"]
     return drawn, notes
@@ -322,8 +363,20 @@ def _ratio_text(log10_ratio: float) -> str:
     return f"{factor:.2g} times {'lower' if log10_ratio < 0 else 'higher'}"
 
 
+def _p_text(comparison: Comparison) -> str:
+    """The primary p-value, with the Holm-adjusted one when the comparison is one of several."""
+    p = comparison.paired["wilcoxon"]["pvalue"]
+    adjustment = comparison.adjustment
+    if adjustment is None:
+        return f"p = {p:.3g}"
+    return (
+        f"p = {p:.3g}, {adjustment['method'].capitalize()}-adjusted p ="
+        f" {_fmt(adjustment['pvalue'])} over {adjustment['family_size']} comparisons"
+    )
+
+
 def verdict(comparison: Comparison, config: CompareConfig) -> str:
-    """The plain-language answer that opens the report."""
+    """The plain-language answer of one comparison, as it opens the report."""
     a, b = comparison.names
     paired = comparison.paired
     p = paired["wilcoxon"]["pvalue"]
@@ -343,14 +396,14 @@ def verdict(comparison: Comparison, config: CompareConfig) -> str:
     if comparison.decision == "undecided":
         head = (
             f"No detectable difference between {a} and {b} at α = {config.alpha}: the paired"
-            f" Wilcoxon test on log10 test MSE gives p = {p:.3g}; {size}."
+            f" Wilcoxon test on log10 test MSE gives {_p_text(comparison)}; {size}."
         )
     else:
         better, worse = (a, b) if comparison.decision == "a_better" else (b, a)
         head = (
             f"{better} has the lower test MSE: {_ratio_text(-abs(ratio['estimate']))} than"
-            f" {worse} for the median pair (paired Wilcoxon test on log10 test MSE, p = {p:.3g},"
-            f" α = {config.alpha}); {size}."
+            f" {worse} for the median pair (paired Wilcoxon test on log10 test MSE,"
+            f" {_p_text(comparison)}, α = {config.alpha}); {size}."
         )
     return head + " " + _enough_seeds(comparison)
 
@@ -383,52 +436,84 @@ def _ci(interval: dict[str, Any]) -> str:
     return f"[{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
 
 
-def render_markdown(summary: dict[str, Any], config: CompareConfig, comparison: Comparison) -> str:
+def render_markdown(
+    summary: dict[str, Any], config: CompareConfig, comparisons: dict[str, Comparison]
+) -> str:
     """The report as Markdown, readable on its own."""
     parts = [
-        _md_head(summary, config),
-        _md_protocol(config, summary),
+        _md_head(summary, config, comparisons),
+        _md_protocol(config, summary, comparisons),
         _md_mse_meaning(summary["data"]),
-        _md_models(summary, comparison),
-        _md_tests(comparison),
+        _md_models(summary, config, comparisons),
+        _md_tests(comparisons),
         _md_figures(summary["figures"], summary.get("figure_notes", [])),
         _md_reproduce(config),
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def _md_head(summary: dict[str, Any], config: CompareConfig) -> str:
-    a, b = summary["statistics"]["names"]["a"], summary["statistics"]["names"]["b"]
-    question = (
-        "Is the statistics' false-positive rate where it should be? (A/A: one model against"
-        " itself on disjoint seeds)"
-        if config.aa
-        else "Does a simple attention layer help a recurrent network predict the next Fibonacci"
-        " term?"
-    )
+def _md_head(
+    summary: dict[str, Any], config: CompareConfig, comparisons: dict[str, Comparison]
+) -> str:
+    cell = f"{cell_entry(config.cell).label}({config.hidden})"
+    candidates = ", ".join(comparisons)
+    if config.aa:
+        question = (
+            "Is the statistics' false-positive rate where it should be? (A/A: one model against"
+            " itself on disjoint seeds)"
+        )
+    else:
+        question = (
+            f"Does attention help a {cell} recurrent network predict the next Fibonacci term?"
+        )
+    heading = "**Verdict.** "
+    if len(comparisons) > 1:
+        heading = (
+            f"**Verdicts** (each attention form against {config.baseline()}; primary p-values"
+            f" Holm-adjusted over {len(comparisons)} comparisons):\n\n"
+        )
     return (
-        f"# fibjax comparison: {a} vs {b}\n\n**Question.** {question}\n\n"
-        f"**Verdict.** {summary['verdict']}"
+        f"# fibjax comparison: {candidates} vs {config.baseline()}, {cell}\n\n"
+        f"**Question.** {question}\n\n{heading}{summary['verdict']}"
     )
 
 
-def _md_protocol(config: CompareConfig, summary: dict[str, Any]) -> str:
+def _md_protocol(
+    config: CompareConfig, summary: dict[str, Any], comparisons: dict[str, Comparison]
+) -> str:
     d = config.data
     env = summary["environment"]
     seeds = config.seeds
     seed_text = f"{len(seeds)} seeds ({seeds[0]}…{seeds[-1]})" if len(seeds) > 3 else str(seeds)
     arms = ", ".join(f"{k}: {v['train_s']:.1f} s" for k, v in summary["arms"].items())
+    models = ", ".join(f"{label} ({text})" for label, text in summary["models"].items())
+    cell = cell_entry(config.cell).label
+    if config.aa:
+        design = (
+            f" {seed_text} for the first arm and as many after them for the second (disjoint"
+            " seeds, so no pairing)."
+        )
+    else:
+        design = (
+            f" {seed_text}; under one seed every model starts from the same recurrent and output"
+            " weights and sees the windows in the same order (paired design)."
+        )
+    family = (
+        f" Each of {', '.join(comparisons)} is compared with {config.baseline()}; the primary"
+        f" p-values are Holm-adjusted over the {len(comparisons)} comparisons."
+        if len(comparisons) > 1
+        else ""
+    )
     return (
         "## Protocol\n\n"
         f"The notebook's task: windows of {d.window} terms of the first {d.n_terms} Fibonacci"
         f" numbers, {d.scaling} scaling, {d.train_fraction:.0%} of the windows for training"
-        f" (split seed {d.split_seed}). Each model: SimpleRNN({config.hidden}, tanh), then"
-        " Dense(1, tanh), the attention model with attention pooling in between;"
-        f" {config.epochs} epochs at batch size {config.batch_size}, {config.optimizer} at"
-        f" learning rate {config.learning_rate}, MSE loss, a fresh shuffle each epoch."
-        f" {seed_text}; under one seed both models start from the same recurrent and output"
-        " weights and see the windows in the same order (paired design)."
-        f" {_md_code(summary['code'])} on {_device_text(env)}; training took {arms}."
+        f" (split seed {d.split_seed}). Each model is a {cell} layer of {config.hidden} units, a"
+        f" pooling of its states and Dense(1, tanh): {models}. Each trains {config.epochs}"
+        f" epochs at batch size {config.batch_size},"
+        f" {config.optimizer} at learning rate {config.learning_rate}, MSE loss, a fresh"
+        f" shuffle each epoch.{design}{family} {_md_code(summary['code'])} on"
+        f" {_device_text(env)}; training took {arms}."
     )
 
 
@@ -484,47 +569,79 @@ def _md_mse_meaning(info: dict[str, Any]) -> str:
     )
 
 
-def _md_models(summary: dict[str, Any], comparison: Comparison) -> str:
+def _arm_stats(comparisons: dict[str, Comparison]) -> dict[str, dict[str, Any]]:
+    """Each arm's summary statistics: the candidates', then the shared baseline's."""
+    out = {c.names[0]: c.summary_a for c in comparisons.values()}
+    first = next(iter(comparisons.values()))
+    out[first.names[1]] = first.summary_b
+    return out
+
+
+def _md_models(
+    summary: dict[str, Any], config: CompareConfig, comparisons: dict[str, Comparison]
+) -> str:
     rows = [
         "## Test MSE per model (log10 scale where marked)\n",
-        "| model | seeds used | diverged | geometric mean MSE | median log10 MSE [IQR] |"
-        " mean log10 MSE ± sd | 95% CI of mean (BCa) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | layers | seeds used | diverged | geometric mean MSE |"
+        " median log10 MSE [IQR] | mean log10 MSE ± sd | 95% CI of mean (BCa) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, s in (
-        (comparison.names[0], comparison.summary_a),
-        (comparison.names[1], comparison.summary_b),
-    ):
+    for label, s in _arm_stats(comparisons).items():
         arm = summary["arms"][label]
         rows.append(
-            f"| {label} | {s['n']} | {arm['n_diverged']} | {_fmt(s['geometric_mean_mse'])} |"
+            f"| {label} | {summary['models'][label]} | {s['n']} | {arm['n_diverged']} |"
+            f" {_fmt(s['geometric_mean_mse'])} |"
             f" {_fmt(s['median'])} [{_fmt(s['q25'])}, {_fmt(s['q75'])}] |"
             f" {_fmt(s['mean'])} ± {_fmt(s['std'])} | {_ci(s['mean_ci'])} |"
         )
-    dropped = comparison.n_dropped_a + comparison.n_dropped_b
+    dropped = sum(arm["n_diverged"] for arm in summary["arms"].values())
     if dropped:
+        pairs = ", ".join(f"{c.n_pairs} ({label})" for label, c in comparisons.items())
         rows.append(
             f"\n{dropped} diverged seed result(s) were left out of every statistic; paired"
-            f" statistics use the {comparison.n_pairs} seeds where both models stayed finite."
+            f" statistics use the seeds where both models of a comparison stayed finite: {pairs}."
         )
     return "\n".join(rows)
 
 
-def _md_tests(comparison: Comparison) -> str:
+def _md_tests(comparisons: dict[str, Comparison]) -> str:
+    parts = [
+        "## Tests and effect sizes\n\n"
+        "Primary test, named in advance: the paired Wilcoxon signed-rank test on log10 test MSE"
+        + (
+            f", one per comparison, its p-values Holm-adjusted over the {len(comparisons)}"
+            " comparisons. Everything else is secondary and unadjusted."
+            if len(comparisons) > 1
+            else ". Everything else is secondary."
+        )
+    ]
+    for comparison in comparisons.values():
+        heading = f"### {comparison.names[0]} vs {comparison.names[1]}\n\n"
+        parts.append(heading + _md_test_table(comparison))
+    return "\n\n".join(parts)
+
+
+def _md_test_table(comparison: Comparison) -> str:
     p, u, e, w = comparison.paired, comparison.unpaired, comparison.effects, comparison.power
-    a = comparison.names[0]
+    a, b = comparison.names
+    adjusted = []
+    if comparison.adjustment is not None:
+        adj = comparison.adjustment
+        adjusted = [
+            f"| **Wilcoxon p, {adj['method'].capitalize()}-adjusted over {adj['family_size']}"
+            f" comparisons (decides)** | | | **{_fmt(adj['pvalue'])}** |"
+        ]
+    primary = "primary" if comparison.adjustment is None else "primary, unadjusted"
     rows = [
-        "## Tests and effect sizes\n",
-        "Primary test, named in advance: the paired Wilcoxon signed-rank test on log10 test MSE."
-        " Everything else is secondary.\n",
         "| statistic | value | 95% interval | p |",
         "|---|---:|---:|---:|",
-        f"| **Wilcoxon signed-rank (paired, primary)** | W = {_fmt(p['wilcoxon']['statistic'])}"
+        f"| **Wilcoxon signed-rank (paired, {primary})** | W = {_fmt(p['wilcoxon']['statistic'])}"
         f" | | **{_fmt(p['wilcoxon']['pvalue'])}** |",
+        *adjusted,
         f"| paired permutation test, mean log10 ratio |"
         f" {_fmt(p['permutation_mean_diff']['statistic'])} | |"
         f" {_fmt(p['permutation_mean_diff']['pvalue'])} |",
-        f"| median log10 ratio ({a} − other) | {_fmt(p['median_log10_ratio']['estimate'])} |"
+        f"| median log10 ratio ({a} − {b}) | {_fmt(p['median_log10_ratio']['estimate'])} |"
         f" {_ci(p['median_log10_ratio']['ci'])} | |",
         f"| share of seeds where {a} is lower | {_fmt(p['prob_a_wins']['estimate'])} |"
         f" {_ci(p['prob_a_wins']['ci'])} | |",
@@ -534,7 +651,7 @@ def _md_tests(comparison: Comparison) -> str:
         f" {_fmt(u['welch']['pvalue'])} |",
         f"| Mann–Whitney U (unpaired) | U = {_fmt(u['mann_whitney']['statistic'])} | |"
         f" {_fmt(u['mann_whitney']['pvalue'])} |",
-        f"| P(MSE {a} < MSE other), unpaired | {_fmt(e['prob_improvement']['estimate'])} |"
+        f"| P(MSE {a} < MSE {b}), unpaired | {_fmt(e['prob_improvement']['estimate'])} |"
         f" {_ci(e['prob_improvement']['ci'])} | |",
         f"| Cliff's δ (negative: {a} lower) | {_fmt(e['cliffs_delta']['estimate'])} |"
         f" {_ci(e['cliffs_delta']['ci'])} | |",
@@ -557,9 +674,11 @@ def _md_tests(comparison: Comparison) -> str:
 def _md_figures(figures: dict[str, str], notes: list[str]) -> str:
     captions = {
         "learning_curves": "Training loss per epoch: median over seeds with a 95% band.",
-        "test_mse": "Test MSE per seed on a log scale; grey lines join the two models of a seed.",
-        "attention_by_step": "Mean attention weight by time step, with a 95% band over seeds.",
-        "attention_heatmap": "Attention weights of the median seed on every test window.",
+        "test_mse": "Test MSE per seed on a log scale; grey lines join the models of a seed.",
+        "attention_by_step": "Mean attention weight by time step of each attention model, with a"
+        " 95% band over seeds.",
+        "attention_heatmap": "Attention weights on every test window of the first attention"
+        " model's median seed.",
         "predictions": "Predictions of each model's median seed against the truth, scaled and"
         " in Fibonacci numbers, with the relative error.",
     }

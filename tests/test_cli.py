@@ -84,3 +84,27 @@ def test_the_quick_exit_runs_atexit_flushes_and_keeps_the_status(tmp_path):
     assert done.returncode == 3
     assert done.stdout == "buffered, no newline"
     assert marker.read_text() == "yes"
+
+
+def test_train_takes_a_cell_and_a_pooling(capsys):
+    from fibjax.cli import main
+
+    quick = ["--epochs", "1", "--n-terms", "60", "--window", "6", "--no-cache"]
+    assert main(["train", "--cell", "lstm", "--model", "dot", *quick]) == 0
+    h = 2
+    # Keras's LSTM: kernel [1, 4H], recurrent kernel [H, 4H], bias [4H]; dot-product
+    # attention: key kernel [H, H], query [H, 1]; Dense(1): [H, 1] and [1].
+    expected = 4 * h + 4 * h * h + 4 * h + (h * h + h) + (h + 1)
+    out = capsys.readouterr().out
+    assert f"Model: dot (LSTM(2) → dot-product attention → Dense), {expected} parameters" in out
+
+
+def test_help_lists_the_registered_cells_and_models(capsys):
+    from fibjax.cli import main
+    from fibjax.models import CELL_NAMES, MODEL_NAMES
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ", ".join(CELL_NAMES) in text and ", ".join(MODEL_NAMES) in text
+    assert not any(placeholder in text for placeholder in ("<cells>", "<models>", "<baseline>"))

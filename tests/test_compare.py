@@ -63,6 +63,8 @@ def test_results_csv_has_a_row_per_seed_and_model(finished):
     assert list(rows[0]) == [
         "seed",
         "model",
+        "cell",
+        "hidden",
         "train_mse",
         "test_mse",
         "final_loss",
@@ -73,6 +75,7 @@ def test_results_csv_has_a_row_per_seed_and_model(finished):
         (s, m) for m in ("attention", "vanilla") for s in range(3)
     ]
     assert all(np.isfinite(float(r["test_mse"])) and r["diverged"] == "false" for r in rows)
+    assert {(r["cell"], r["hidden"]) for r in rows} == {("simple", "2")}
     curves = np.load(out / "curves.npz")
     assert curves["attention/epoch_losses"].shape == (3, 2)
 
@@ -83,7 +86,9 @@ def test_summary_records_what_is_needed_to_rerun(finished):
     config = summary["config"]
     assert config["seeds"] == [0, 1, 2] and config["epochs"] == 2
     assert config["data"]["window"] == 6
-    assert summary["statistics"]["primary_test"] == "wilcoxon_signed_rank_log10_mse"
+    (comparison,) = summary["comparisons"].values()  # the default: one comparison, unadjusted
+    assert comparison["primary_test"] == "wilcoxon_signed_rank_log10_mse"
+    assert comparison["adjustment"] is None
     env = summary["environment"]
     assert env["versions"]["jax"] and env["device"]["backend"] == "cpu"
     assert summary["verdict"] in (out / "report.md").read_text()
@@ -97,7 +102,7 @@ def test_report_rebuilds_the_same_statistics(finished):
     rebuilt = fibjax("report", out)
     assert rebuilt.returncode == 0, rebuilt.stderr
     after = json.loads((out / "summary.json").read_text())
-    assert after["statistics"] == before["statistics"]
+    assert after["comparisons"] == before["comparisons"]
     assert after["verdict"] == before["verdict"]
     assert (out / "test_mse.png").read_bytes()[:8] == PNG
 
@@ -241,3 +246,97 @@ def test_resume_with_a_damaged_arm_gives_one_line(finished, tmp_path):
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "arm_attention.npz" in done.stderr
     assert arm.read_bytes() == kept
+
+
+FAMILY = ["--cell", "gru", "--models", "vanilla,attention,additive,dot"]
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):  # ~20 s on an idle 2-core machine: four programs to compile
+    """One GRU comparison of every pooling against the baseline, run in-process."""
+    import contextlib
+    import io
+
+    from fibjax.cli import main
+
+    out = tmp_path_factory.mktemp("family") / "cmp"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        status = main(["compare", *FAMILY, *QUICK, "--no-cache", "--out", str(out)])
+    assert status == 0
+    return out, stdout.getvalue()
+
+
+@pytest.mark.slow
+def test_family_results_name_cell_hidden_and_every_model(family):
+    out, _ = family
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    # The attention forms in the order given, the baseline last; every seed under each.
+    order = ["attention", "additive", "dot", "vanilla"]
+    assert [(r["model"], int(r["seed"])) for r in rows] == [(m, s) for m in order for s in range(3)]
+    assert {(r["cell"], r["hidden"]) for r in rows} == {("gru", "2")}
+    assert json.loads((out / "run.json").read_text())["config"]["models"] == [
+        "vanilla",
+        "attention",
+        "additive",
+        "dot",
+    ]
+
+
+@pytest.mark.slow
+def test_family_summary_has_one_holm_adjusted_comparison_per_attention_form(family):
+    out, stdout = family
+    summary = json.loads((out / "summary.json").read_text())
+    comparisons = summary["comparisons"]
+    assert list(comparisons) == ["attention", "additive", "dot"]
+    raw = {k: c["paired"]["wilcoxon"]["pvalue"] for k, c in comparisons.items()}
+    # Holm's step-down adjustment, computed here from the raw p-values.
+    order = sorted(raw, key=raw.get)
+    expected, running = {}, 0.0
+    for rank, name in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * raw[name]))
+        expected[name] = running
+    for name, comparison in comparisons.items():
+        assert comparison["names"] == {"a": name, "b": "vanilla"}
+        adjustment = comparison["adjustment"]
+        assert adjustment["method"] == "holm" and adjustment["family_size"] == 3
+        assert adjustment["pvalue"] == pytest.approx(expected[name])
+        assert summary["verdicts"][name] in summary["verdict"]
+    assert summary["models"]["additive"] == "GRU(2) → additive attention → Dense"
+    for name in ("attention", "additive", "dot", "vanilla"):
+        assert name in stdout
+
+
+@pytest.mark.slow
+def test_family_report_names_the_cell_every_form_and_the_correction(family):
+    out, _ = family
+    report = (out / "report.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert "GRU(2)" in report and "SimpleRNN" not in report
+    for name in ("attention", "additive", "dot"):
+        assert f"### {name} vs vanilla" in report
+        assert summary["verdicts"][name] in report
+    assert "Holm-adjusted over 3 comparisons" in report
+    assert "GRU(2) → dot-product attention → Dense" in report
+    for name in FIGURES:
+        assert (out / name).read_bytes()[:8] == PNG, name
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "vanilla,gru"], "model 'gru' is unknown; choose from vanilla, attention"),
+        (["--models", "attention,dot"], "must include vanilla"),
+        (["--models", "vanilla"], "two or more different models"),
+        (["--models", "dot,vanilla,dot"], "two or more different models"),
+        (["--cell", "rnn"], "cell='rnn' is unknown"),
+    ],
+)
+def test_bad_models_or_cell_give_one_line(capsys, tmp_path, args, message):
+    from fibjax.cli import main
+
+    status = main(["compare", *args, *QUICK, "--no-cache", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()  # refused before anything is written

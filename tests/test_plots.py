@@ -98,14 +98,15 @@ def test_mse_distributions_one_and_three_models(tmp_path, rng):
 def test_attention_by_step(tmp_path, rng):
     alpha = fake_alpha(rng, N_SEEDS, N_WINDOWS, TIME)
     alpha[4] = np.nan  # a diverged seed
-    path = plots.attention_by_step(alpha, tmp_path / "by_step.png")
+    other = fake_alpha(rng, N_SEEDS - 2, N_WINDOWS, TIME)  # forms may differ in seeds
+    path = plots.attention_by_step({"a": alpha, "b": other}, tmp_path / "by_step.png")
     assert path == tmp_path / "by_step.png"
     check_png(path, tmp_path)
 
 
 def test_attention_by_step_rejects_wrong_shape(tmp_path, rng):
     with pytest.raises(ValueError, match="n_seeds, n_windows, time"):
-        plots.attention_by_step(fake_alpha(rng, N_WINDOWS, TIME), tmp_path / "x.png")
+        plots.attention_by_step({"a": fake_alpha(rng, N_WINDOWS, TIME)}, tmp_path / "x.png")
     assert not list(tmp_path.iterdir())
 
 
@@ -198,6 +199,16 @@ def test_failed_render_leaves_nothing(tmp_path, monkeypatch, rng):
 
 
 def test_model_colours_are_distinct():
-    names = ["vanilla", "attention", "a", "b"]
-    colours = [plots.model_colour(n, i) for i, n in enumerate(names)]
+    from fibjax.models import MODEL_NAMES
+
+    colours = [plots.model_colour(i) for i in range(len(MODEL_NAMES))]
     assert len(set(colours)) == len(colours)
+
+
+def test_mse_distributions_joins_every_seed_across_models(tmp_path, rng):
+    mse = fake_mse(rng)
+    four = {"a": mse["attention"], "b": mse["attention"] * 2, "c": mse["vanilla"] / 3, **mse}
+    path = plots.mse_distributions(
+        four, tmp_path / "four.png", baseline="vanilla", colours={"vanilla": "tab:blue"}
+    )
+    check_png(path, tmp_path)

@@ -66,7 +66,7 @@ def test_divergence_is_dropped_and_reported(tmp_path):
     diverged = [(r["model"], int(r["seed"])) for r in rows if r["diverged"] == "true"]
     assert ("vanilla", 1) in diverged and ("attention", 1) in diverged
     assert all(int(r["diverged_epoch"]) >= 1 for r in rows if r["diverged"] == "true")
-    stats = json.loads((out / "summary.json").read_text())["statistics"]
+    (stats,) = json.loads((out / "summary.json").read_text())["comparisons"].values()
     n_vanilla = sum(1 for m, _ in diverged if m == "vanilla")
     n_attention = len(diverged) - n_vanilla
     assert stats["n_dropped"] == {"a": n_attention, "b": n_vanilla}

@@ -124,6 +124,8 @@ def edit_run_json(out, path, value):
         ("stats_seed", 1),
         ("aa_model", "attention"),
         ("aa", True),
+        ("cell", "gru"),
+        ("models", ["attention", "dot", "vanilla"]),
         ("seeds", [0, 5]),
         ("data.n_terms", 81),
         ("data.window", 5),
@@ -173,9 +175,9 @@ def test_results_csv_from_another_run_is_refused(finished, capsys, tmp_path):
     run = tmp_path / "mixed"
     shutil.copytree(finished, run)
     rows = (run / "results.csv").read_text().splitlines()
-    seed, model, *rest = rows[1].split(",")
+    seed, model, cell, hidden, *rest = rows[1].split(",")
     rest[1] = repr(float(rest[1]) * 2)  # test_mse
-    rows[1] = ",".join([seed, model, *rest])
+    rows[1] = ",".join([seed, model, cell, hidden, *rest])
     (run / "results.csv").write_text("\n".join(rows) + "\n")
     status, err = fibjax(capsys, "report", run)
     assert status == 2 and "differ from arm_attention.npz" in one_line(err)
@@ -183,7 +185,13 @@ def test_results_csv_from_another_run_is_refused(finished, capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "column, value, diverged",
-    [("test_mse", "inf", "false"), ("test_mse", "nan", "false"), ("train_mse", "-1.0", "false")],
+    [
+        ("test_mse", "inf", "false"),
+        ("test_mse", "nan", "false"),
+        ("train_mse", "-1.0", "false"),
+        ("cell", "lstm", "false"),
+        ("hidden", "3", "false"),
+    ],
 )
 def test_results_csv_values_no_training_gives(finished, capsys, tmp_path, column, value, diverged):
     run = tmp_path / "bad"
@@ -209,6 +217,10 @@ def test_results_csv_values_no_training_gives(finished, capsys, tmp_path, column
         ("data", [1, 2]),
         ("learning_rate", None),
         ("alpha", True),
+        ("cell", "rnn"),
+        ("models", "vanilla,dot"),
+        ("models", ["vanilla"]),
+        ("models", ["attention", "dot"]),
     ],
 )
 def test_damaged_run_json_fields_give_one_line(finished, capsys, tmp_path, field, value):
@@ -270,6 +282,11 @@ def test_source_digest_covers_sub_packages(tmp_path, monkeypatch):
         (["--window", "7"], "--window 7 differs"),
         (["--seeds", "3"], "seeds given differ"),
         (["--aa"], "--aa True differs"),
+        (["--cell", "lstm"], "--cell lstm differs from the saved 'simple'"),
+        (
+            ["--models", "dot,vanilla"],
+            "--models dot,vanilla differs from the saved attention,vanilla",
+        ),
     ],
 )
 def test_options_that_conflict_with_resume(partial, capsys, args, message):

@@ -38,9 +38,12 @@ from fibjax.models.poolings import (
     LastState,
 )
 from fibjax.models.registry import (
+    BASELINE,
     CELL_NAMES,
     CELLS,
+    DEFAULT_CELL,
     MODEL_NAMES,
+    NOTEBOOK_MODELS,
     POOLINGS,
     CellEntry,
     PoolingEntry,
@@ -49,11 +52,14 @@ from fibjax.models.registry import (
 )
 
 __all__ = [
+    "BASELINE",
     "CELLS",
     "CELL_NAMES",
+    "DEFAULT_CELL",
     "GRU",
     "LSTM",
     "MODEL_NAMES",
+    "NOTEBOOK_MODELS",
     "POOLINGS",
     "AdditiveAttention",
     "Attention",

@@ -92,6 +92,12 @@ POOLINGS: dict[str, PoolingEntry] = {
 MODEL_NAMES = tuple(POOLINGS)
 CELL_NAMES = tuple(CELLS)
 
+# The model every attention form is compared against: the same cell, its last state pooled.
+BASELINE = "vanilla"
+# The notebook's comparison, the default one: its attention model against the baseline.
+NOTEBOOK_MODELS = ("attention", BASELINE)
+DEFAULT_CELL = "simple"
+
 
 def cell_entry(cell: str) -> CellEntry:
     """The registry entry of a cell name; ``ValueError`` naming the choices otherwise."""
