@@ -8,7 +8,8 @@ For each model and seed count it measures, in one process:
 and, as the baseline, the same model trained the way Keras and PyTorch train: a jitted update
 called from a Python loop once per batch. Results go to ``benchmarks/results/<machine>.json``.
 
-Usage: ``python benchmarks/throughput.py [--seeds 1 16 64 256] [--epochs 5] [--repeats 3]``.
+Usage: ``python benchmarks/throughput.py [--seeds 1 16 64 256] [--epochs 5] [--repeats 3]
+[--models vanilla attention] [--cells simple gru lstm]``.
 Not a test.
 """
 
@@ -31,7 +32,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--epochs", type=int, default=5, help="epochs per timed call (5)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls; the best counts (3)")
-    parser.add_argument("--models", nargs="+", default=["vanilla", "attention"])
+    parser.add_argument("--models", nargs="+", default=["vanilla", "attention"], help="poolings")
+    parser.add_argument(
+        "--cells", "--cell", nargs="+", default=["simple", "gru", "lstm"], help="recurrent cells"
+    )
     parser.add_argument("--cpu-devices", type=int, default=None, help="default: one per core")
     parser.add_argument("--machine", default=None, help="name of the results file")
     return parser.parse_args()
@@ -75,7 +79,7 @@ def time_python_loop(config, data) -> dict:
     from fibjax.models import make_model
     from fibjax.optim import make_optimizer
 
-    model = make_model(config.model, config.hidden)
+    model = make_model(config.model, config.hidden, cell=config.cell)
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
     x, y = jnp.asarray(data.train_x, jnp.float32), jnp.asarray(data.train_y, jnp.float32)
     params = model.init(jax.random.key(0), x[:1])["params"]
@@ -112,15 +116,27 @@ def machine_name(given: str | None) -> str:
     return f"{jax.default_backend()}-{kind}-{os.cpu_count()}cores"
 
 
+def cpu_name() -> str:
+    """The processor's model name, as Linux reports it (benchmarks/NOTES.md says which CPU)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def print_table(rows: list[dict]) -> None:
     header = (
-        "| model | seeds | compile (s) | seed-epochs/s | × Python loop | program (MiB) |\n"
-        "|---|---:|---:|---:|---:|---:|"
+        "| cell | model | seeds | compile (s) | seed-epochs/s | × Python loop | program (MiB) |\n"
+        "|---|---|---:|---:|---:|---:|---:|"
     )
     print(header)
     for r in rows:
         print(
-            f"| {r['model']} | {r['seeds']} | {r['compile_s']:.2f} | {r['seed_epochs_per_s']:,.0f}"
+            f"| {r['cell']} | {r['model']} | {r['seeds']} | {r['compile_s']:.2f}"
+            f" | {r['seed_epochs_per_s']:,.0f}"
             f" | {r['speedup_vs_python_loop']:,.0f} | {r['program_mib']:.2f} |"
         )
 
@@ -138,19 +154,23 @@ def main() -> int:
 
     data = fibonacci_windows()
     rows, baselines = [], {}
-    for model in args.models:
-        config = TrainConfig(model, epochs=args.epochs)
-        baselines[model] = time_python_loop(config, data)
-        for n_seeds in args.seeds:
-            row = {"model": model, **time_seeds(config, data, n_seeds, args.repeats)}
-            row["speedup_vs_python_loop"] = (
-                row["seed_epochs_per_s"] / baselines[model]["seed_epochs_per_s"]
-            )
-            rows.append(row)
-            print(
-                f"{model} {n_seeds} seeds: {row['seed_epochs_per_s']:,.0f} seed-epochs/s",
-                file=sys.stderr,
-            )
+    for cell in args.cells:
+        for model in args.models:
+            config = TrainConfig(model, epochs=args.epochs, cell=cell)
+            name = model if cell == "simple" else f"{cell}-{model}"
+            baselines[name] = time_python_loop(config, data)
+            for n_seeds in args.seeds:
+                row = {"cell": cell, "model": model}
+                row.update(time_seeds(config, data, n_seeds, args.repeats))
+                row["speedup_vs_python_loop"] = (
+                    row["seed_epochs_per_s"] / baselines[name]["seed_epochs_per_s"]
+                )
+                rows.append(row)
+                print(
+                    f"{cell} {model} {n_seeds} seeds: {row['seed_epochs_per_s']:,.0f}"
+                    " seed-epochs/s",
+                    file=sys.stderr,
+                )
     record = {
         "machine": machine_name(args.machine),
         "platform": platform.platform(),
@@ -160,6 +180,7 @@ def main() -> int:
         "epochs_per_call": args.epochs,
         "repeats": args.repeats,
         "protocol": "826 training windows, t=20, batch size 1, keras_adam",
+        "cpu": cpu_name(),
         "python_loop_baseline": baselines,
         "rows": rows,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
