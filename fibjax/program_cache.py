@@ -54,9 +54,14 @@ def array_digest(arrays: Sequence[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
+def versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
+    """The installed version of each package in ``names`` (``"absent"`` when not installed).
+
+    >>> versions(["jax"]) == {"jax": jax.__version__}
+    True
+    """
     found = {}
-    for name in _VERSIONED:
+    for name in names:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -75,7 +80,7 @@ def program_key(parts: Mapping[str, Any]) -> str:
     record = {
         "parts": dict(parts),
         "source": source_digest(),
-        "versions": _versions(),
+        "versions": versions(),
         # Any JAX setting may change what tracing produces (x64, the PRNG, precision...).
         "jax_config": {name: repr(value) for name, value in sorted(jax.config.values.items())},
     }

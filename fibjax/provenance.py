@@ -14,7 +14,6 @@ the first field where two records differ, so a refusal can say which file and fi
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,16 +36,9 @@ def code_record() -> dict[str, str]:
     >>> sorted(code_record())
     ['fibjax', 'flax', 'jax', 'jaxlib', 'optax', 'source_digest']
     """
-    from fibjax.program_cache import source_digest  # imports JAX; not needed to compare records
+    from fibjax import program_cache  # imports JAX; not needed to compare records
 
-    record = {}
-    for name in VERSIONED:
-        try:
-            record[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            record[name] = "absent"
-    record["source_digest"] = source_digest()
-    return record
+    return {**program_cache.versions(VERSIONED), "source_digest": program_cache.source_digest()}
 
 
 def config_record(train: Any, data: Any, seeds: Sequence[int]) -> dict[str, Any]:
