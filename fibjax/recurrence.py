@@ -153,3 +153,162 @@ def simple_rnn(
     ((3, 2), (3, 5, 2))
     """
     return _simple_rnn(x, kernel, recurrent_kernel, bias, bool(return_sequences), int(unroll))
+
+
+# Gated cells: the same treatment, kept for the GRU (for the LSTM it did not pay; see
+# benchmarks/NOTES.md). A step is ``core(state, x_t W, h U, bias)``, two products with the weights
+# and an elementwise rest. The forward loop keeps the states and, per
+# step, the few coefficients that the step's derivative reduces to; the backward loop only
+# multiplies the carried gradient by them and by ``U^T``. The kernels' and bias's gradients are
+# sums taken after it.
+
+
+def _gru_gates(h, xp, hp, bias):
+    x_z, x_r, x_h = jnp.split(xp + bias[0], 3, axis=-1)
+    h_z, h_r, h_h = jnp.split(hp + bias[1], 3, axis=-1)
+    z = jax.nn.sigmoid(x_z + h_z)
+    r = jax.nn.sigmoid(x_r + h_r)
+    candidate = jnp.tanh(x_h + r * h_h)
+    return z * h + (1 - z) * candidate, (z, r, candidate, h_h)
+
+
+def gru_core(h: jax.Array, xp: jax.Array, hp: jax.Array, bias: jax.Array) -> jax.Array:
+    """Keras's ``GRU(reset_after=True)`` step after its products ``xp = x_t W``, ``hp = h U``.
+
+    ``z = σ(xp_z + b_z + hp_z + c_z)``, ``r = σ(xp_r + b_r + hp_r + c_r)``,
+    ``ĥ = tanh(xp_h + b_h + r (hp_h + c_h))``, ``h' = z h + (1 − z) ĥ``, gates in the order z, r,
+    h and ``b``, ``c`` the two rows of ``bias [2, 3H]``.
+
+    >>> gru_core(jnp.zeros((1, 2)), jnp.ones((1, 6)), jnp.ones((1, 6)), jnp.zeros((2, 6))).shape
+    (1, 2)
+    """
+    return _gru_gates(h, xp, hp, bias)[0]
+
+
+def _gru_saving(h, xp, hp, bias):
+    """The new state and what the backward pass keeps of the step: the state, ``z``, the
+    coefficients of dL/dh' in dL/d(h U + b_1) ``[3H]`` and in dL/d(candidate's input)."""
+    new, (z, r, n, h_h) = _gru_gates(h, xp, hp, bias)
+    a_z = (h - n) * z * (1 - z)
+    a_n = (1 - z) * (1 - n * n)
+    a_r = a_n * h_h * r * (1 - r)
+    return new, (new, z, jnp.concatenate([a_z, a_r, a_n * r], axis=-1), a_n)
+
+
+def _gru_backward(saved, recurrent_kernel, d_last, per_step, unroll):
+    """dL/d(x W + b_0), dL/d(h U + b_1) (``[time, batch, 3H]``), dL/d bias, the previous states."""
+    states, z, coefficients, a_n = saved
+    recurrent_t = recurrent_kernel.T
+
+    # dL/dh_{t-1} = dL/dh_t z_t + (dL/dh_t · coefficients_t) U^T.
+    def step(dh, inputs):
+        z_t, coefficients_t, g_t = inputs
+        if g_t is not None:
+            dh = dh + g_t
+        d_hp = jnp.concatenate([dh, dh, dh], axis=-1) * coefficients_t
+        return dh * z_t + _times_matrix(d_hp, recurrent_t), dh
+
+    _, dh = jax.lax.scan(step, d_last, (z, coefficients, per_step), reverse=True, unroll=unroll)
+    d_hp = jnp.concatenate([dh, dh, dh], axis=-1) * coefficients
+    d_xp = jnp.concatenate([d_hp[..., : 2 * dh.shape[-1]], dh * a_n], axis=-1)
+    d_bias = jnp.stack([jnp.sum(d_xp, axis=(0, 1)), jnp.sum(d_hp, axis=(0, 1))])
+    return d_xp, d_hp, d_bias, _previous(states)
+
+
+def _output(state):
+    return state[0] if isinstance(state, tuple) else state
+
+
+def _previous(states):
+    """The state before each step (time-major): zero, then every state but the last."""
+    return jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
+
+
+# Each cell: its step after the products, the same keeping what its backward pass needs, that
+# backward pass, and the arrays in its state.
+_GATED = {
+    "gru": (gru_core, _gru_saving, _gru_backward, 1),
+}
+
+
+def _gated_scan(cell, step, x, kernel, recurrent_kernel, bias, unroll):
+    """Runs ``step(state, x_t W, h U, bias) -> (state, per-step output)`` from the zero state."""
+    zero = jnp.zeros((x.shape[0], recurrent_kernel.shape[0]), x.dtype)
+    initial = zero if _GATED[cell][3] == 1 else (zero,) * _GATED[cell][3]
+
+    def body(state, x_t):
+        hp = _times_matrix(_output(state), recurrent_kernel)
+        return step(state, _times_matrix(x_t, kernel), hp, bias)
+
+    return jax.lax.scan(body, initial, jnp.swapaxes(x, 0, 1), unroll=unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6))
+def _gated_rnn(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll):
+    # Without a gradient only what is returned is kept (see _simple_rnn).
+    core = _GATED[cell][0]
+
+    def step(state, xp, hp, b):
+        state = core(state, xp, hp, b)
+        return state, (_output(state) if return_sequences else None)
+
+    last, hs = _gated_scan(cell, step, x, kernel, recurrent_kernel, bias, unroll)
+    return jnp.swapaxes(hs, 0, 1) if return_sequences else _output(last)
+
+
+def _gated_rnn_fwd(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll):
+    last, saved = _gated_scan(cell, _GATED[cell][1], x, kernel, recurrent_kernel, bias, unroll)
+    out = jnp.swapaxes(saved[0], 0, 1) if return_sequences else _output(last)
+    return out, (x, kernel, recurrent_kernel, saved)
+
+
+def _gated_rnn_bwd(cell, return_sequences, unroll, residuals, cotangent):
+    x, kernel, recurrent_kernel, saved = residuals
+    if return_sequences:
+        d_last, per_step = jnp.zeros_like(saved[0][0]), jnp.swapaxes(cotangent, 0, 1)
+    else:
+        d_last, per_step = cotangent, None
+    backward = _GATED[cell][2]
+    d_xp, d_hp, d_bias, h_previous = backward(saved, recurrent_kernel, d_last, per_step, unroll)
+    x_tm = jnp.swapaxes(x, 0, 1)
+    d_x = jnp.swapaxes(_times_matrix(d_xp, kernel.T), 0, 1)
+    return d_x, _outer_sum(x_tm, d_xp), _outer_sum(h_previous, d_hp), d_bias
+
+
+_gated_rnn.defvjp(_gated_rnn_fwd, _gated_rnn_bwd)
+
+
+def gated_rnn(
+    cell: str,
+    x: jax.Array,
+    kernel: jax.Array,
+    recurrent_kernel: jax.Array,
+    bias: jax.Array,
+    *,
+    return_sequences: bool = False,
+    unroll: int = 1,
+) -> jax.Array:
+    """Runs a gated Keras cell (the ``GRU``) over every time step from a zero state.
+
+    The loop is :func:`gru_core` after the two products; its backward pass
+    is written out. Differentiable in reverse mode with respect to every array argument.
+
+    Args:
+      cell: ``"gru"``.
+      x: ``<float32>[batch, time, in_features]``.
+      kernel: ``<float32>[in_features, 3H]``.
+      recurrent_kernel: ``<float32>[H, 3H]``.
+      bias: ``<float32>[2, 3H]``, the input then the recurrent bias.
+      return_sequences: return every ``h``, not only the last.
+      unroll: time steps per iteration of the loops (a speed knob).
+
+    Returns:
+      ``<float32>[batch, time, H]`` with ``return_sequences``, else ``<float32>[batch, H]``.
+
+    >>> x, w, u = jnp.ones((3, 5, 1)), jnp.ones((1, 6)), jnp.ones((2, 6))
+    >>> gated_rnn("gru", x, w, u, jnp.zeros((2, 6)), return_sequences=True).shape
+    (3, 5, 2)
+    """
+    if cell not in _GATED:
+        raise ValueError(f"cell={cell!r} has no written-out backward pass; one of {tuple(_GATED)}")
+    return _gated_rnn(cell, x, kernel, recurrent_kernel, bias, bool(return_sequences), int(unroll))
