@@ -1,4 +1,4 @@
-"""The ``fibjax`` command line: ``fibjax train``, ``fibjax compare``, ``fibjax report``.
+"""The ``fibjax`` command line: ``train``, ``compare``, ``report``, ``plot``, ``sweep``, ``merge``.
 
 Mistakes a user can make (a bad option, a bad file) print one line and exit with status 2.
 """
@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="redraw a finished comparison's figures")
     plot.add_argument("dir", type=Path, help="the comparison's output folder")
     plot.set_defaults(handler=_run_plot)
+
+    from fibjax import sweep_cli  # its own module: the sweep's options are many
+
+    sweep_cli.add_sweep_parser(commands)
     return parser
 
 
@@ -687,9 +691,20 @@ def _os_error_text(error: OSError) -> str:
     return f"{error.strerror or error}{where}"
 
 
+def _is_sweep(folder: Path) -> bool:
+    return (Path(folder) / "sweep.json").exists()  # fibjax.sweep.SWEEP_FILE, without JAX
+
+
 def _run_report(args: argparse.Namespace) -> int:
     from fibjax import report
 
+    if _is_sweep(args.dir):
+        from fibjax import sweep, sweep_cli
+
+        summary = _from_saved_run(args.dir, sweep.build_report)
+        print(sweep_cli.decision_table(summary))
+        print(f"\nReport: {args.dir / 'report.md'}")
+        return 0
     summary = _from_saved_run(args.dir, report.build_report)
     print(summary_table(summary))
     print(f"\nReport: {args.dir / 'report.md'}")
@@ -699,6 +714,8 @@ def _run_report(args: argparse.Namespace) -> int:
 def _run_plot(args: argparse.Namespace) -> int:
     from fibjax import report
 
+    if _is_sweep(args.dir):  # a sweep's figures are drawn with its report
+        return _run_report(args)
     for file in _from_saved_run(args.dir, report.redraw_figures).values():
         print(args.dir / file)
     return 0

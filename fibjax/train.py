@@ -219,6 +219,133 @@ def _first_failure(finite: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(failed), jnp.argmax(failed) + 1, 0).astype(jnp.int32)
 
 
+@flax.struct.dataclass
+class Windows:
+    """A data set's windows as float32 arrays: an argument of the compiled training.
+
+    The training programs take the windows as an argument, not as constants, so one compiled
+    program serves every data set of the same shapes (another scaling or split).
+
+    Attributes:
+      train_x: ``<float32>[n_train, window, 1]``.
+      train_y: ``<float32>[n_train]``.
+      test_x: ``<float32>[n_test, window, 1]``.
+      test_y: ``<float32>[n_test]``.
+    """
+
+    train_x: jax.Array
+    train_y: jax.Array
+    test_x: jax.Array
+    test_y: jax.Array
+
+    @classmethod
+    def of(cls, data: FibonacciData) -> Windows:
+        """The windows of ``data``, cast to float32.
+
+        >>> from fibjax.data import fibonacci_windows
+        >>> Windows.of(fibonacci_windows(n_terms=60)).train_x.shape
+        (28, 20, 1)
+        """
+        arrays = (data.train_x, data.train_y, data.test_x, data.test_y)
+        return cls(*(jnp.asarray(a, jnp.float32) for a in arrays))
+
+    def shapes(self) -> dict[str, list[int]]:
+        """Each array's shape, by name (what a compiled program is specialised to)."""
+        return {f.name: list(getattr(self, f.name).shape) for f in dataclasses.fields(self)}
+
+
+# Lets jax.export save programs that take Windows (fibjax.program_cache).
+jax.export.register_pytree_node_serialization(
+    Windows,
+    serialized_name="fibjax.train.Windows",
+    serialize_auxdata=lambda aux: b"",
+    deserialize_auxdata=lambda data: (),
+)
+
+
+def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
+    """Builds ``train(key, windows, learning_rate, params=None) -> FitResult``.
+
+    The same training as :func:`make_train`, with the windows (:class:`Windows`) and the
+    learning rate as arguments: traced, a compiled program serves every data set of the same
+    shapes and every learning rate (``config.learning_rate`` is not used).
+
+    Args:
+      config: the training protocol.
+
+    Returns:
+      A pure function of a key, windows, a ``<float32>[]`` learning rate and optional starting
+      parameters, to be jitted or vmapped.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> train = make_train_on(TrainConfig("vanilla", epochs=2))
+    >>> windows = Windows.of(fibonacci_windows(n_terms=60))
+    >>> result = jax.jit(train)(jax.random.key(0), windows, 1e-2)
+    >>> result.epoch_losses.shape
+    (2,)
+    """
+    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
+
+    def train(
+        key: jax.Array, windows: Windows, learning_rate: Any, params: Any = None
+    ) -> FitResult:
+        optimizer = make_optimizer(config.optimizer, learning_rate)
+        init_key, order_key = jax.random.split(key)
+        if params is None:
+            params = model.init(init_key, windows.train_x[:1])["params"]
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+        run_epoch = _epoch_runner(config, model, optimizer, windows, order_key)
+        carry = (params, optimizer.init(params))
+        epochs = jnp.arange(config.epochs)
+        (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, epochs)
+        return FitResult(
+            params=params,
+            epoch_losses=losses,
+            train_mse=_blocked_mse(model, params, windows.train_x, windows.train_y),
+            test_mse=_blocked_mse(model, params, windows.test_x, windows.test_y),
+            diverged_epoch=_first_failure(finite),
+            step_losses=steps,
+        )
+
+    return train
+
+
+def _epoch_runner(config, model, optimizer, windows: Windows, order_key) -> Callable:
+    """``run_epoch(carry, epoch) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``."""
+    n_train, batch = windows.train_x.shape[0], config.batch_size
+    n_full, remainder = divmod(n_train, batch)
+
+    def update(carry, indices):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(_mse, argnums=1)(
+            model, params, windows.train_x[indices], windows.train_y[indices]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch_order(epoch):
+        if not config.shuffle:
+            return jnp.arange(n_train)
+        return shuffled_order(jax.random.fold_in(order_key, epoch), n_train)
+
+    def run_epoch(carry, epoch):
+        order = epoch_order(epoch)
+        batches = order[: n_full * batch].reshape(n_full, batch)
+        carry, losses = jax.lax.scan(update, carry, batches)
+        total = jnp.sum(losses) * batch
+        if remainder:
+            carry, last = update(carry, order[n_full * batch :])
+            losses = jnp.append(losses, last)
+            total = total + last * remainder
+        # Keras logs the mean of batch losses weighted by batch size.
+        epoch_loss = total / n_train
+        finite = jnp.isfinite(epoch_loss) & _all_finite(carry[0])
+        step_losses = losses if config.record_step_losses else None
+        return carry, (epoch_loss, finite, step_losses)
+
+    return run_epoch
+
+
 def make_train(
     config: TrainConfig,
     data: FibonacciData,
@@ -242,61 +369,11 @@ def make_train(
     >>> result.epoch_losses.shape
     (2,)
     """
-    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
-    train_x = jnp.asarray(data.train_x, jnp.float32)
-    train_y = jnp.asarray(data.train_y, jnp.float32)
-    test_x = jnp.asarray(data.test_x, jnp.float32)
-    test_y = jnp.asarray(data.test_y, jnp.float32)
-    n_train, batch = train_x.shape[0], config.batch_size
-    n_full, remainder = divmod(n_train, batch)
-
-    def update(carry, indices):
-        params, opt_state = carry
-        loss, grads = jax.value_and_grad(_mse, argnums=1)(
-            model, params, train_x[indices], train_y[indices]
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    def epoch_order(order_key, epoch):
-        if not config.shuffle:
-            return jnp.arange(n_train)
-        return shuffled_order(jax.random.fold_in(order_key, epoch), n_train)
-
-    def run_epoch(order_key, carry, epoch):
-        order = epoch_order(order_key, epoch)
-        batches = order[: n_full * batch].reshape(n_full, batch)
-        carry, losses = jax.lax.scan(update, carry, batches)
-        total = jnp.sum(losses) * batch
-        if remainder:
-            carry, last = update(carry, order[n_full * batch :])
-            losses = jnp.append(losses, last)
-            total = total + last * remainder
-        # Keras logs the mean of batch losses weighted by batch size.
-        epoch_loss = total / n_train
-        finite = jnp.isfinite(epoch_loss) & _all_finite(carry[0])
-        step_losses = losses if config.record_step_losses else None
-        return carry, (epoch_loss, finite, step_losses)
+    train_on = make_train_on(config)
+    windows = Windows.of(data)
 
     def train(key: jax.Array, params: Any = None) -> FitResult:
-        init_key, order_key = jax.random.split(key)
-        if params is None:
-            params = model.init(init_key, train_x[:1])["params"]
-        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-        carry = (params, optimizer.init(params))
-        epochs = jnp.arange(config.epochs)
-        (params, _), (losses, finite, steps) = jax.lax.scan(
-            lambda c, e: run_epoch(order_key, c, e), carry, epochs
-        )
-        return FitResult(
-            params=params,
-            epoch_losses=losses,
-            train_mse=_blocked_mse(model, params, train_x, train_y),
-            test_mse=_blocked_mse(model, params, test_x, test_y),
-            diverged_epoch=_first_failure(finite),
-            step_losses=steps,
-        )
+        return train_on(key, windows, config.learning_rate, params)
 
     return train
 
@@ -439,38 +516,69 @@ def check_memory(
 
 @dataclasses.dataclass(frozen=True)
 class CompiledSeeds:
-    """The compiled training of a list of seeds; call it to run.
+    """The compiled training of a list of seeds (at one or more learning rates); call it to run.
 
     Attributes:
       compiled: the ahead-of-time compiled program (``memory_analysis()`` and
         ``cost_analysis()`` describe it).
-      keys: the (padded, sharded) keys it runs on.
-      n_seeds: how many leading results are real; the rest is padding.
+      keys: the (padded, sharded) keys of its runs, every seed once per learning rate.
+      rates: ``<float32>[runs]`` the learning rate of each run, sharded like ``keys``.
+      windows: the windows it was compiled for (replicated on every device).
+      n_seeds: seeds per learning rate.
+      n_rates: learning rates, or ``None`` when it was compiled for the config's one.
     """
 
     compiled: Any
     keys: jax.Array
+    rates: jax.Array
+    windows: Windows
     n_seeds: int
+    n_rates: int | None = None
 
-    def __call__(self) -> FitResult:
-        result = self.compiled(self.keys)
-        return jax.tree.map(lambda leaf: leaf[: self.n_seeds], result)
+    def __call__(self, data: FibonacciData | None = None) -> FitResult:
+        """Trains every run, on the windows compiled for or on ``data`` of the same shapes.
+
+        Returns:
+          A :class:`FitResult` whose fields lead with ``[n_seeds]``, or ``[n_rates, n_seeds]``
+          when compiled for a list of learning rates.
+        """
+        windows = self.windows if data is None else self._same_shapes(data)
+        result = self.compiled(self.keys, self.rates, windows)
+        n_runs = self.n_seeds * (self.n_rates or 1)
+        shape = (self.n_seeds,) if self.n_rates is None else (self.n_rates, self.n_seeds)
+        return jax.tree.map(lambda leaf: leaf[:n_runs].reshape(*shape, *leaf.shape[1:]), result)
+
+    def _same_shapes(self, data: FibonacciData) -> Windows:
+        windows = Windows.of(data)
+        if windows.shapes() != self.windows.shapes():
+            raise ValueError(
+                f"the data's windows {windows.shapes()} differ in shape from those the program"
+                f" was compiled for {self.windows.shapes()}"
+            )
+        return jax.device_put(windows, self.windows.train_x.sharding)
 
 
 def _seeds_program(
-    train: Callable[[jax.Array], FitResult], mesh: jax.sharding.Mesh, chunk: int | None
-) -> Callable[[jax.Array], FitResult]:
-    """``jit(shard_map(...))`` of ``train`` over a ``key<fry>[n_seeds]`` sharded on ``mesh``."""
+    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int | None
+) -> Callable[[jax.Array, jax.Array, Windows], FitResult]:
+    """``jit(shard_map(...))`` of ``train_on`` over runs (a key and a learning rate each)
+    sharded on ``mesh``, the windows replicated."""
 
-    def train_seeds(local_keys):
-        # A device's seeds run vmapped in chunks, one chunk after another: a working set that
+    def train_runs(local_keys, local_rates, windows):
+        # A device's runs go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
         n_local = local_keys.shape[0]
-        return jax.lax.map(train, local_keys, batch_size=min(chunk or n_local, n_local))
+        return jax.lax.map(
+            lambda run: train_on(run[0], windows, run[1]),
+            (local_keys, local_rates),
+            batch_size=min(chunk or n_local, n_local),
+        )
 
-    spec = P("seeds")
+    runs = P("seeds")
     return jax.jit(
-        jax.shard_map(train_seeds, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+        jax.shard_map(
+            train_runs, mesh=mesh, in_specs=(runs, runs, P()), out_specs=runs, check_vma=False
+        )
     )
 
 
@@ -479,6 +587,7 @@ def compile_seeds(
     data: FibonacciData,
     seeds: Sequence[int],
     *,
+    learning_rates: Sequence[float] | None = None,
     devices: Sequence[jax.Device] | None = None,
     chunk: int | None = None,
     program_cache: Path | None = None,
@@ -486,52 +595,89 @@ def compile_seeds(
     """Compiles the training of every seed as one call; returns what runs it.
 
     The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (all local devices by default)
-    on a one-dimensional mesh with ``jax.shard_map``. The seed count is padded to a multiple of
-    the device count with copies of the last seed, whose results are dropped.
+    on a one-dimensional mesh with ``jax.shard_map``. With ``learning_rates``, every seed trains
+    once at each rate in the same call (runs vmapped over rate × seed). The windows and the
+    learning rates are arguments of the compiled program, not constants: it serves any data of
+    the same shapes (:meth:`CompiledSeeds.__call__`), and a program cache entry serves every
+    learning rate. The run count is padded to a multiple of the device count with copies of
+    the last run, whose results are dropped.
 
     Args:
-      config: the training protocol.
+      config: the training protocol (its ``learning_rate`` unless ``learning_rates`` is given).
       data: the windows.
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
+      learning_rates: positive step sizes to train every seed at, or ``None`` for the config's.
       devices: the devices to shard over.
-      chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
-        seeds run in chunks one after another (default: :func:`default_chunk`; ``None`` on
+      chunk: runs vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
+        runs go in chunks one after another (default: :func:`default_chunk`; ``None`` on
         other platforms: all at once).
       program_cache: a folder where the traced program is kept between runs
         (:mod:`fibjax.program_cache`), or ``None`` to trace it every time.
 
     Returns:
       A :class:`CompiledSeeds`; calling it gives a :class:`FitResult` with a leading seed axis
-      on every field, in the order of ``seeds``.
+      on every field (``[n_rates, n_seeds]`` with ``learning_rates``), in the order given.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> run = compile_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60),
+    ...                     [0, 1, 2], learning_rates=[1e-3, 1e-2])
+    >>> run().test_mse.shape
+    (2, 3)
     """
     seeds = check_seeds(seeds)
+    rates = _check_rates(config, learning_rates)
     devices = list(devices if devices is not None else jax.local_devices())
     platform = devices[0].platform
-    check_memory(config, data, len(seeds), devices)
+    n_runs = len(seeds) * len(rates)
+    check_memory(config, data, n_runs, devices)
     if chunk is None:
         chunk = default_chunk(config, data.train_x.shape[1], platform)
-    padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
+    padding = -n_runs % len(devices)
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
-    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, P("seeds")))
+    run_keys = jnp.tile(seed_keys(seeds), len(rates))
+    run_rates = jnp.repeat(jnp.asarray(rates, jnp.float32), len(seeds))
+    keys, rates_arg = (
+        jnp.concatenate([a, jnp.repeat(a[-1:], padding)]) for a in (run_keys, run_rates)
+    )
+    runs = jax.sharding.NamedSharding(mesh, P("seeds"))
+    keys, rates_arg = jax.device_put((keys, rates_arg), runs)
+    windows = jax.device_put(Windows.of(data), jax.sharding.NamedSharding(mesh, P()))
 
-    def trace() -> Callable[[jax.Array], FitResult]:
-        return _seeds_program(make_train(config, data), mesh, chunk)
+    def trace() -> Callable[..., FitResult]:
+        return _seeds_program(make_train_on(config), mesh, chunk)
 
     if program_cache is None:
-        lowered = trace().lower(keys)
+        lowered = trace().lower(keys, rates_arg, windows)
     else:
         parts = {
-            "config": dataclasses.asdict(config),
-            "data": program_cache_lib.array_digest(
-                [data.train_x, data.train_y, data.test_x, data.test_y]
-            ),
-            "padded_seeds": len(padded),
+            # The learning rate and the windows' values are arguments: not part of the key.
+            "config": {**dataclasses.asdict(config), "learning_rate": None},
+            "windows": windows.shapes(),
+            "padded_runs": n_runs + padding,
             "chunk": chunk,
             "devices": [platform, devices[0].device_kind, len(devices)],
         }
-        lowered = program_cache_lib.lower_cached(program_cache, parts, trace, keys)
-    compiled = compile_program(lowered, platform)
-    return CompiledSeeds(compiled=compiled, keys=keys, n_seeds=len(seeds))
+        lowered = program_cache_lib.lower_cached(
+            program_cache, parts, trace, keys, rates_arg, windows
+        )
+    return CompiledSeeds(
+        compiled=compile_program(lowered, platform),
+        keys=keys,
+        rates=rates_arg,
+        windows=windows,
+        n_seeds=len(seeds),
+        n_rates=None if learning_rates is None else len(rates),
+    )
+
+
+def _check_rates(config: TrainConfig, learning_rates: Sequence[float] | None) -> tuple[float, ...]:
+    """The learning rates to train at, each validated as :class:`TrainConfig` validates one."""
+    if learning_rates is None:
+        return (config.learning_rate,)
+    rates = tuple(learning_rates)
+    if not rates:
+        raise ValueError("learning_rates is empty; give at least one")
+    return tuple(dataclasses.replace(config, learning_rate=lr).learning_rate for lr in rates)
 
 
 def fit_seeds(

@@ -33,7 +33,7 @@ def test_a_hit_does_not_trace(tmp_path, monkeypatch):
     def no_tracing(*args, **kwargs):
         raise AssertionError("traced although the program was saved")
 
-    monkeypatch.setattr(train, "make_train", no_tracing)
+    monkeypatch.setattr(train, "make_train_on", no_tracing)
     result = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
     chex.assert_shape(result.test_mse, (len(SEEDS),))
     with pytest.raises(AssertionError, match="traced"):  # a miss does trace
@@ -44,17 +44,35 @@ def test_a_hit_does_not_trace(tmp_path, monkeypatch):
     "change",
     [
         {"config": TrainConfig("attention", epochs=3)},
-        {"config": TrainConfig("attention", epochs=2, learning_rate=1e-2)},
         {"data": fibonacci_windows(n_terms=81, window=6)},
         {"seeds": [0, 1, 2, 3, 4]},
     ],
-    ids=["epochs", "learning_rate", "data", "seed_count"],
+    ids=["epochs", "data_shape", "seed_count"],
 )
 def test_what_the_program_is_traced_from_is_in_its_key(tmp_path, change):
     compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)
     args = {"config": CONFIG, "data": SMALL, "seeds": SEEDS, **change}
     compile_seeds(args["config"], args["data"], args["seeds"], program_cache=tmp_path)
     assert len(_programs(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"config": TrainConfig("attention", epochs=2, learning_rate=1e-2)},
+        {"data": fibonacci_windows(n_terms=80, window=6, scaling="log")},
+        {"data": fibonacci_windows(n_terms=80, window=6, split_seed=3)},
+    ],
+    ids=["learning_rate", "scaling", "split"],
+)
+def test_arguments_of_the_program_are_not_in_its_key(tmp_path, change):
+    # Learning rate and windows are traced arguments: one saved program serves them all.
+    args = {"config": CONFIG, "data": SMALL, **change}
+    direct = compile_seeds(args["config"], args["data"], SEEDS)()
+    compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)
+    cached = compile_seeds(args["config"], args["data"], SEEDS, program_cache=tmp_path)()
+    assert len(_programs(tmp_path)) == 1
+    chex.assert_trees_all_close(cached, direct, atol=1e-6)
 
 
 def test_the_seeds_themselves_are_not_in_the_key(tmp_path):

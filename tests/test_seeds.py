@@ -1,5 +1,6 @@
 """Many seeds in one call: equal to one seed at a time, and to itself when sharded."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -76,6 +77,46 @@ def test_models_see_the_same_order_under_a_seed():
 def test_padding_when_seeds_do_not_divide_devices():
     run = compile_seeds(TrainConfig("vanilla", epochs=1), SMALL, [1, 2, 3])
     assert run().test_mse.shape == (3,)
+
+
+RATES = (1e-3, 3e-2)
+
+
+@pytest.fixture(scope="module")
+def over_rates():
+    config = TrainConfig("attention", epochs=2)
+    run = compile_seeds(config, SMALL, SEEDS[:3], learning_rates=RATES, chunk=2)
+    return config, run
+
+
+def test_learning_rates_are_an_axis_of_one_call(over_rates):
+    config, run = over_rates
+    result = run()
+    chex.assert_shape(result.test_mse, (len(RATES), 3))
+    chex.assert_tree_shape_prefix(result.params, (len(RATES), 3))
+    for r, rate in enumerate(RATES):
+        alone = fit_seeds(dataclasses.replace(config, learning_rate=rate), SMALL, SEEDS[:3])
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda leaf, r=r: leaf[r], result), alone, rtol=1e-5, atol=1e-7
+        )
+
+
+def test_one_program_trains_other_data_of_the_same_shapes(over_rates):
+    config, run = over_rates
+    other = fibonacci_windows(n_terms=80, window=6, scaling="log", split_seed=5)
+    result = run(other)
+    alone = fit_seeds(dataclasses.replace(config, learning_rate=RATES[1]), other, SEEDS[:3])
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda leaf: leaf[1], result), alone, rtol=1e-5, atol=1e-7
+    )
+    with pytest.raises(ValueError, match="differ in shape"):
+        run(fibonacci_windows(n_terms=81, window=6))
+
+
+@pytest.mark.parametrize("rates, message", [((), "empty"), ((1e-3, -1.0), "positive")])
+def test_bad_learning_rates(rates, message):
+    with pytest.raises(ValueError, match=message):
+        compile_seeds(TrainConfig("vanilla", epochs=1), SMALL, [0], learning_rates=rates)
 
 
 @pytest.mark.parametrize(
