@@ -2,7 +2,7 @@
 
 The same as ``fibjax sweep``; run ``python experiments/sweep.py --help`` for options. With its
 defaults: the SimpleRNN and the GRU, three attention forms, two scalings and three window lengths,
-32 paired seeds each, the report in ``results/sweep-<timestamp>/``.
+64 paired seeds each, the report in ``results/sweep-<timestamp>/``.
 """
 
 import sys

@@ -29,7 +29,7 @@ PART="$OUT/shards/$K-of-$SHARDS"
 
 mkdir -p "$OUT/shards" logs
 # Each task keeps its own compilation cache on node-local disk.
-export FIBJAX_CACHE_DIR="${TMPDIR:-/tmp}/fibjax-cache-$USER"
+export FIBJAX_CACHE_DIR="${TMPDIR:-/tmp}/fibjax-cache-${USER:-$(id -u)}"
 
 if [ -f "$PART/sweep.json" ]; then
     fibjax sweep --resume "$PART"

@@ -75,7 +75,7 @@ class SweepConfig:
     windows: tuple[int, ...] = (10, 20, 40)
     scalings: tuple[str, ...] = ("minmax", "log")
     learning_rates: tuple[float, ...] = (1e-3,)
-    seeds: tuple[int, ...] = tuple(range(32))
+    seeds: tuple[int, ...] = tuple(range(64))
     epochs: int = 30
     batch_size: int = 1
     optimizer: str = "keras_adam"
@@ -266,8 +266,9 @@ def shard_arms(config: SweepConfig, shard: tuple[int, int] | None) -> list[Arm]:
     """The arms of shard ``K/N``: the ``K``-th of ``N`` contiguous runs of :meth:`SweepConfig.arms`
     of about equal cost (all arms when ``shard`` is ``None``).
 
-    Contiguous runs keep the arms that share a compiled program together, so a shard compiles
-    each program at most once. The parts are disjoint and together hold every arm.
+    With at least ``N`` compiled programs in the grid, the arms of one program stay in one
+    shard, so no program is compiled twice. The parts are disjoint and together hold every arm;
+    a shard may be empty when there are more shards than arms.
 
     >>> config = SweepConfig(cells=("simple",), models=("dot",), windows=(6,), n_terms=80,
     ...                      scalings=("minmax", "log"), seeds=(0,))
@@ -278,11 +279,16 @@ def shard_arms(config: SweepConfig, shard: tuple[int, int] | None) -> list[Arm]:
     if shard is None:
         return arms
     k, n = shard
-    costs = np.cumsum([arm_cost(config, arm) for arm in arms])
-    # Arm i goes to the part its cost's midpoint falls in.
+    # Whole programs' arms when there are enough programs to go round, so that no program is
+    # compiled by two shards; single arms otherwise.
+    groups = [list(g) for _, g in itertools.groupby(arms, key=Arm.program)]
+    if len(groups) < n:
+        groups = [[arm] for arm in arms]
+    costs = np.cumsum([sum(arm_cost(config, arm) for arm in group) for group in groups])
+    # A group goes to the part its cost's midpoint falls in.
     midpoints = costs - np.diff(np.concatenate([[0.0], costs])) / 2
     part = np.minimum((midpoints / costs[-1] * n).astype(int), n - 1)
-    return [arm for arm, p in zip(arms, part, strict=True) if p == k - 1]
+    return [arm for group, p in zip(groups, part, strict=True) if p == k - 1 for arm in group]
 
 
 # ------------------------------------------------------------------------ the run folder

@@ -67,7 +67,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--learning-rate", help="step sizes, e.g. 1e-3,1e-2 (0.001)")
     group = parser.add_argument_group("training and statistics")
     seeds = group.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (32)")
+    seeds.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (64)")
     seeds.add_argument("--seed-list", default=None, help="comma-separated seeds, e.g. 3,7,11")
     group.add_argument("--epochs", type=int, help="epochs (30)")
     group.add_argument("--batch-size", type=int, help="windows per update (1)")

@@ -91,3 +91,21 @@ def run_fibjax(*args, cache="off", timeout=300) -> subprocess.CompletedProcess:
         env=env,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for the whole session, shared by the xdist workers.
+
+    Many tests compile the same small programs (the same config on the same tiny data); from
+    the second time on, XLA's compiled program is read back instead of compiled again. What is
+    tested is unchanged: tracing, lowering and running still happen in every test.
+    """
+    import jax
+
+    folder = tmp_path_factory.getbasetemp().parent / "jax-compilation-cache"
+    folder.mkdir(exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
