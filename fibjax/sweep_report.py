@@ -457,8 +457,12 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _factor(log10_ratio: float) -> str:
-    """A log10 ratio as a factor: ``÷3.2`` (attention 3.2 times lower) or ``×1.5``."""
+def factor_text(log10_ratio: float) -> str:
+    """A log10 ratio as a factor: ``÷3.2`` (attention 3.2 times lower) or ``×1.5``.
+
+    >>> factor_text(-0.5), factor_text(0.176), factor_text(float("nan"))
+    ('÷3.2', '×1.5', '–')
+    """
     if not math.isfinite(log10_ratio):
         return "–"
     return f"{'÷' if log10_ratio < 0 else '×'}{10 ** abs(log10_ratio):.2g}"
@@ -597,8 +601,8 @@ def _md_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"{row['attention_diverged']} / {row['vanilla_diverged']}",
             _fmt(row["attention_median_mse"]),
             _fmt(row["vanilla_median_mse"]),
-            f"{_factor(row['median_log10_ratio'])} [{_factor(row['ratio_ci_low'])},"
-            f" {_factor(row['ratio_ci_high'])}]",
+            f"{factor_text(row['median_log10_ratio'])} [{factor_text(row['ratio_ci_low'])},"
+            f" {factor_text(row['ratio_ci_high'])}]",
             f"{_fmt(row['share_attention_lower'], 2)} [{_fmt(row['share_ci_low'], 2)},"
             f" {_fmt(row['share_ci_high'], 2)}]",
             _fmt(row["p_wilcoxon"]),
@@ -690,13 +694,13 @@ def _draw_figures(
     drawn["effect_heatmap"] = FIGURES["effect_heatmap"]
     windows = axis_values(rows, "window")
     if len(windows) > 1:
-        sweep_plots.effect_by_window(rows, staging.path(FIGURES["effect_by_window"]), alpha=alpha)
+        sweep_plots.effect_by_window(rows, staging.path(FIGURES["effect_by_window"]))
         drawn["effect_by_window"] = FIGURES["effect_by_window"]
     else:
         notes.append(
             f"The effect-by-window figure is not drawn: the grid has one window ({windows[0]})"
         )
-    sweep_plots.forest(rows, staging.path(FIGURES["forest"]), alpha=alpha)
+    sweep_plots.forest(rows, staging.path(FIGURES["forest"]))
     drawn["forest"] = FIGURES["forest"]
     return drawn, notes
 
