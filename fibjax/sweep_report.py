@@ -303,11 +303,11 @@ def read_sweep_csv(path: Path) -> list[dict[str, Any]]:
 def _parse_row(raw: Mapping[str, str]) -> dict[str, Any]:
     row: dict[str, Any] = _checked_settings(_parse_settings(raw))
     for column in _INT_COLUMNS:
-        row[column] = int(raw[column])
+        row[column] = _parse(column, raw[column], int)
         if row[column] < 0:
             raise ValueError(f"{column} = {row[column]} is negative")
     for column in _FLOAT_COLUMNS:
-        row[column] = float(raw[column]) if raw[column] else math.nan
+        row[column] = _parse(column, raw[column], float) if raw[column] else math.nan
         if column in _PROBABILITY_COLUMNS and not (
             math.isnan(row[column]) or 0 <= row[column] <= 1
         ):
@@ -327,11 +327,16 @@ def _parse_settings(raw: Mapping[str, str]) -> dict[str, Any]:
     out = {}
     for axis in AXES:
         text, kind = raw[axis], AXIS_TYPES[axis]
-        try:
-            out[axis] = kind(text)
-        except ValueError:
-            raise ValueError(f"{axis} = {text!r} is not a {kind.__name__}") from None
+        out[axis] = _parse(axis, text, kind)
     return out
+
+
+def _parse(column: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        what = {int: "an integer", float: "a number"}[kind]
+        raise ValueError(f"{column} = {text!r} is not {what}") from None
 
 
 # ------------------------------------------------------------------------------ the grid
