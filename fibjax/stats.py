@@ -1047,6 +1047,41 @@ def holm(pvalues: npt.ArrayLike) -> np.ndarray:
     return out
 
 
+def benjamini_hochberg(pvalues: npt.ArrayLike) -> np.ndarray:
+    """Benjamini–Hochberg q-values of a family of tests (false discovery rate).
+
+    Computed by :func:`scipy.stats.false_discovery_control` (``method="bh"``): the ``i``-th
+    smallest p-value (``i`` from 1) times ``m / i``, the running minimum from the largest down,
+    clipped to 1. Declaring every test with ``q < level`` controls the expected share of false
+    discoveries at ``level`` for independent or positively dependent tests. As in :func:`holm`,
+    non-finite p-values (undecidable tests) stay NaN but still count in ``m``: they are ranked
+    as p = 1, which lowers no other q-value's bound.
+
+    Args:
+        pvalues: ``<float64>[m]`` raw p-values, each in [0, 1] or NaN.
+
+    Returns:
+        ``<float64>[m]`` q-values, in the input's order.
+
+    Raises:
+        ValueError: If ``pvalues`` is not 1-D or a finite p-value lies outside [0, 1].
+
+    Example:
+        >>> benjamini_hochberg([0.01, 0.04, 0.03]).round(4).tolist()  # 0.01*3, 0.04*3/3, 0.03*3/2
+        [0.03, 0.04, 0.04]
+        >>> benjamini_hochberg([0.01, float("nan"), 0.02]).round(4).tolist()  # m = 3, not 2
+        [0.03, nan, 0.03]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be a 1-D array, got shape {p.shape}")
+    finite = np.isfinite(p)
+    if p.size == 0:
+        return p.copy()
+    q = stats.false_discovery_control(np.where(finite, p, 1.0), method="bh")
+    return np.where(finite, q, np.nan)
+
+
 def compare_family(
     candidates: dict[str, npt.ArrayLike],
     baseline: npt.ArrayLike,

@@ -99,3 +99,14 @@ def central_differences(loss, value, step=1e-6):
         delta[i] = step
         numeric[i] = (loss(value + delta) - loss(value - delta)) / (2 * step)
     return numeric
+
+
+def holm_step_down(p):
+    """Holm's adjusted p-values by the step-down rule, NumPy only: sort ascending, multiply the
+    ``i``-th (from 0) by ``m - i``, take the running maximum, clip to 1, undo the sort."""
+    p = np.asarray(p, np.float64)
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * (p.size - np.arange(p.size))))
+    out = np.empty_like(p)
+    out[order] = stepped
+    return out
