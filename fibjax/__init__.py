@@ -6,7 +6,8 @@ Keras does it), :mod:`fibjax.train` (training one seed or many), :mod:`fibjax.pr
 (traced training programs kept between runs), :mod:`fibjax.stats` (the statistical comparison),
 :mod:`fibjax.compare` (the experiment's arms), :mod:`fibjax.report` and :mod:`fibjax.plots` (report
 and figures), :mod:`fibjax.sweep` (grids of comparisons, shards and their merge),
-:mod:`fibjax.sweep_report` and :mod:`fibjax.sweep_plots` (a sweep's table, report and figures), :mod:`fibjax.storage` (result files), :mod:`fibjax.runtime` (devices and caches),
+:mod:`fibjax.sweep_report` and :mod:`fibjax.sweep_plots` (a sweep's table, report and figures),
+:mod:`fibjax.storage` (result files), :mod:`fibjax.runtime` (devices and caches),
 :mod:`fibjax.progress`, :mod:`fibjax.cli` and :mod:`fibjax.sweep_cli` (command line).
 """
 

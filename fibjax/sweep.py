@@ -710,6 +710,7 @@ def build_report(out_dir: Path) -> dict[str, Any]:
         cols_axis=config.cols,
         description=describe(config, record, arms),
         code_text=code_text(record, arms),
+        epochs=config.epochs,
     )
 
 
@@ -731,7 +732,14 @@ def describe(config: SweepConfig, record: dict[str, Any], arms: dict[str, dict[s
 
 
 def code_text(record: dict[str, Any], arms: dict[str, dict[str, Any]]) -> str:
-    """One sentence on the code that trained the arms; says so when it changed mid-sweep."""
+    """One sentence on the code that trained the arms; says so when it changed mid-sweep.
+
+    >>> code = {"fibjax": "0.1.0", "source_digest": "ab" * 32, "jax": "0.10", "flax": "0.12"}
+    >>> record = {"format": provenance.FORMAT, "config": {}, "code": code}
+    >>> arm = {"provenance": provenance.to_array(record)}
+    >>> code_text({"code": code}, {"a": arm, "b": arm})
+    'Trained with fibjax 0.1.0 (source abababababab), JAX 0.10, Flax 0.12.'
+    """
     codes = [provenance.from_array(arm["provenance"], name)["code"] for name, arm in arms.items()]
     distinct = [code for i, code in enumerate(codes) if code not in codes[:i]]
 

@@ -572,8 +572,7 @@ def _md_protocol(rows, alpha, n_seeds, epochs, code_text, stats_seed, n_resample
         " log10(MSE attention / MSE vanilla), with a 95% bootstrap interval (BCa, percentile"
         f" where BCa is undefined){resampling_text}; share of seeds where attention's MSE is"
         f" lower, with a Wilson 95% interval. {diverged} diverged seed result(s) were left out;"
-        " paired statistics use the seeds where both models stayed finite. Trained with"
-        f" {code_text}."
+        f" paired statistics use the seeds where both models stayed finite. {code_text}"
     )
 
 
@@ -649,8 +648,10 @@ def _md_reproduce() -> str:
         " interval, share lower, raw and corrected p-values, decision; an empty field is a"
         " statistic that could not be computed). `summary.json` holds the same rows, the"
         " configuration and versions as given by the sweep, the statistics' settings and the"
-        " decision counts. The statistics are recomputed from the per-seed test MSEs by"
-        " `fibjax.sweep_report.write_sweep_report` with the same α and statistics seed."
+        " decision counts. Every model's per-seed results are saved in the folder's"
+        " `arm_*.npz` files with the configuration and code that trained them;"
+        " `fibjax report DIR` rebuilds all of this from them, and `fibjax sweep --resume DIR`"
+        " trains only what a stopped sweep is missing."
     )
 
 
