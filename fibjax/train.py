@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -521,10 +522,10 @@ class CompiledSeeds:
     Attributes:
       compiled: the ahead-of-time compiled program (``memory_analysis()`` and
         ``cost_analysis()`` describe it).
-      keys: the (padded, sharded) keys of its runs, every seed once per learning rate.
-      rates: ``<float32>[runs]`` the learning rate of each run, sharded like ``keys``.
+      keys: the (padded, sharded) keys of the seeds.
+      rates: ``<float32>[n_rates]`` the learning rates, replicated on every device.
       windows: the windows it was compiled for (replicated on every device).
-      n_seeds: seeds per learning rate.
+      n_seeds: how many leading results are real; the rest is padding.
       n_rates: learning rates, or ``None`` when it was compiled for the config's one.
     """
 
@@ -536,7 +537,7 @@ class CompiledSeeds:
     n_rates: int | None = None
 
     def __call__(self, data: FibonacciData | None = None) -> FitResult:
-        """Trains every run, on the windows compiled for or on ``data`` of the same shapes.
+        """Trains every seed, on the windows compiled for or on ``data`` of the same shapes.
 
         Returns:
           A :class:`FitResult` whose fields lead with ``[n_seeds]``, or ``[n_rates, n_seeds]``
@@ -544,9 +545,9 @@ class CompiledSeeds:
         """
         windows = self.windows if data is None else self._same_shapes(data)
         result = self.compiled(self.keys, self.rates, windows)
-        n_runs = self.n_seeds * (self.n_rates or 1)
-        shape = (self.n_seeds,) if self.n_rates is None else (self.n_rates, self.n_seeds)
-        return jax.tree.map(lambda leaf: leaf[:n_runs].reshape(*shape, *leaf.shape[1:]), result)
+        if self.n_rates is None:
+            return jax.tree.map(lambda leaf: leaf[0, : self.n_seeds], result)
+        return jax.tree.map(lambda leaf: leaf[:, : self.n_seeds], result)
 
     def _same_shapes(self, data: FibonacciData) -> Windows:
         windows = Windows.of(data)
@@ -561,23 +562,32 @@ class CompiledSeeds:
 def _seeds_program(
     train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int | None
 ) -> Callable[[jax.Array, jax.Array, Windows], FitResult]:
-    """``jit(shard_map(...))`` of ``train_on`` over runs (a key and a learning rate each)
-    sharded on ``mesh``, the windows replicated."""
+    """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
+    after another; the learning rates and the windows replicated."""
 
-    def train_runs(local_keys, local_rates, windows):
-        # A device's runs go vmapped in chunks, one chunk after another: a working set that
+    def train_seeds(local_keys, rates, windows):
+        # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
         n_local = local_keys.shape[0]
-        return jax.lax.map(
-            lambda run: train_on(run[0], windows, run[1]),
-            (local_keys, local_rates),
-            batch_size=min(chunk or n_local, n_local),
-        )
+        batch_size = min(chunk or n_local, n_local)
 
-    runs = P("seeds")
+        def at_rate(learning_rate):
+            # The rate is one traced scalar for the whole chunk, not a vmapped value: so each
+            # seed's arithmetic is the same whatever the chunk's width, and a seed's result
+            # does not depend on how the seeds were spread over devices.
+            train = functools.partial(train_on, windows=windows, learning_rate=learning_rate)
+            return jax.lax.map(train, local_keys, batch_size=batch_size)
+
+        return jax.lax.map(at_rate, rates)
+
+    seeds = P("seeds")
     return jax.jit(
         jax.shard_map(
-            train_runs, mesh=mesh, in_specs=(runs, runs, P()), out_specs=runs, check_vma=False
+            train_seeds,
+            mesh=mesh,
+            in_specs=(seeds, P(), P()),
+            out_specs=P(None, "seeds"),
+            check_vma=False,
         )
     )
 
@@ -596,11 +606,11 @@ def compile_seeds(
 
     The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (all local devices by default)
     on a one-dimensional mesh with ``jax.shard_map``. With ``learning_rates``, every seed trains
-    once at each rate in the same call (runs vmapped over rate × seed). The windows and the
+    at each rate in the same call, one rate after another (``jax.lax.map``). The windows and the
     learning rates are arguments of the compiled program, not constants: it serves any data of
     the same shapes (:meth:`CompiledSeeds.__call__`), and a program cache entry serves every
-    learning rate. The run count is padded to a multiple of the device count with copies of
-    the last run, whose results are dropped.
+    learning rate. The seed count is padded to a multiple of the device count with copies of
+    the last seed, whose results are dropped.
 
     Args:
       config: the training protocol (its ``learning_rate`` unless ``learning_rates`` is given).
@@ -608,8 +618,8 @@ def compile_seeds(
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
       learning_rates: positive step sizes to train every seed at, or ``None`` for the config's.
       devices: the devices to shard over.
-      chunk: runs vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
-        runs go in chunks one after another (default: :func:`default_chunk`; ``None`` on
+      chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
+        seeds go in chunks one after another (default: :func:`default_chunk`; ``None`` on
         other platforms: all at once).
       program_cache: a folder where the traced program is kept between runs
         (:mod:`fibjax.program_cache`), or ``None`` to trace it every time.
@@ -628,20 +638,15 @@ def compile_seeds(
     rates = _check_rates(config, learning_rates)
     devices = list(devices if devices is not None else jax.local_devices())
     platform = devices[0].platform
-    n_runs = len(seeds) * len(rates)
-    check_memory(config, data, n_runs, devices)
+    check_memory(config, data, len(seeds) * len(rates), devices)
     if chunk is None:
         chunk = default_chunk(config, data.train_x.shape[1], platform)
-    padding = -n_runs % len(devices)
+    padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
-    run_keys = jnp.tile(seed_keys(seeds), len(rates))
-    run_rates = jnp.repeat(jnp.asarray(rates, jnp.float32), len(seeds))
-    keys, rates_arg = (
-        jnp.concatenate([a, jnp.repeat(a[-1:], padding)]) for a in (run_keys, run_rates)
-    )
-    runs = jax.sharding.NamedSharding(mesh, P("seeds"))
-    keys, rates_arg = jax.device_put((keys, rates_arg), runs)
-    windows = jax.device_put(Windows.of(data), jax.sharding.NamedSharding(mesh, P()))
+    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, P("seeds")))
+    replicated = jax.sharding.NamedSharding(mesh, P())
+    rates_arg = jax.device_put(jnp.asarray(rates, jnp.float32), replicated)
+    windows = jax.device_put(Windows.of(data), replicated)
 
     def trace() -> Callable[..., FitResult]:
         return _seeds_program(make_train_on(config), mesh, chunk)
@@ -650,10 +655,11 @@ def compile_seeds(
         lowered = trace().lower(keys, rates_arg, windows)
     else:
         parts = {
-            # The learning rate and the windows' values are arguments: not part of the key.
+            # The learning rates and the windows' values are arguments: not part of the key.
             "config": {**dataclasses.asdict(config), "learning_rate": None},
             "windows": windows.shapes(),
-            "padded_runs": n_runs + padding,
+            "rates": len(rates),
+            "padded_seeds": len(padded),
             "chunk": chunk,
             "devices": [platform, devices[0].device_kind, len(devices)],
         }
