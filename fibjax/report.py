@@ -464,7 +464,7 @@ def _md_head(
         )
     else:
         question = (
-            f"Does attention help a {cell} recurrent network predict the next Fibonacci term?"
+            f"Does attention help a recurrent network, {cell}, predict the next Fibonacci term?"
         )
     heading = "**Verdict.** "
     if len(comparisons) > 1:
@@ -508,7 +508,7 @@ def _md_protocol(
         "## Protocol\n\n"
         f"The notebook's task: windows of {d.window} terms of the first {d.n_terms} Fibonacci"
         f" numbers, {d.scaling} scaling, {d.train_fraction:.0%} of the windows for training"
-        f" (split seed {d.split_seed}). Each model is a {cell} layer of {config.hidden} units, a"
+        f" (split seed {d.split_seed}). Each model is one {cell} layer of {config.hidden} units, a"
         f" pooling of its states and Dense(1, tanh): {models}. Each trains {config.epochs}"
         f" epochs at batch size {config.batch_size},"
         f" {config.optimizer} at learning rate {config.learning_rate}, MSE loss, a fresh"

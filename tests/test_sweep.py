@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -160,7 +161,10 @@ def test_resume_refuses_a_changed_option(whole, capsys):
 @pytest.mark.slow
 def test_sigkill_then_resume_trains_only_what_is_missing(whole, tmp_path, cache):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "fibjax", "sweep", *GRID, *cache, "--out", str(out)]
+    # As many devices as this process has: an attention model's last bits can depend on how
+    # many seeds a device trains at once (benchmarks/NOTES.md).
+    devices = ["--cpu-devices", str(len(jax.devices()))]
+    command = [sys.executable, "-m", "fibjax", "sweep", *GRID, *cache, *devices, "--out", str(out)]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(out.glob("arm_*.npz")) and time.monotonic() < deadline:
@@ -173,3 +177,25 @@ def test_sigkill_then_resume_trains_only_what_is_missing(whole, tmp_path, cache)
     assert {name: (out / name).stat().st_mtime_ns for name in saved} == saved
     _assert_same_arms(out, whole)
     assert (out / "sweep.csv").read_text() == (whole / "sweep.csv").read_text()
+
+
+def test_ctrl_c_says_what_was_saved_and_resume_finishes(
+    whole, tmp_path, cache, monkeypatch, capsys
+):
+    out = tmp_path / "stopped"
+    train_arm, calls = sweep._train_arm, []
+
+    def stop_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_arm(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "_train_arm", stop_at_the_second)
+    assert cli.main(["sweep", *GRID, *cache, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "saved in" in err and "simple-dot-h2-w6-minmax" in err
+    assert f"fibjax sweep --resume {out}" in err
+    monkeypatch.setattr(sweep, "_train_arm", train_arm)
+    assert cli.main(["sweep", "--resume", str(out), *cache]) == 0
+    _assert_same_arms(out, whole)
