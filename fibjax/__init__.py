@@ -11,4 +11,39 @@ and figures), :mod:`fibjax.sweep` (grids of comparisons, shards and their merge)
 :mod:`fibjax.progress`, :mod:`fibjax.cli` and :mod:`fibjax.sweep_cli` (command line).
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # JAX is imported by configure(), not when fibjax is
+    from fibjax.runtime import Runtime
+
 __version__ = "0.1.0"
+
+
+def configure(
+    *,
+    cpu_devices: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    no_cache: bool = False,
+) -> Runtime:
+    """Splits the CPU into devices and turns on the caches, as the command line does; call first.
+
+    One CPU device per core (``cpu_devices`` to choose), JAX's compilation cache and fibjax's
+    folder of traced programs in ``cache_dir`` (default: ``$FIBJAX_CACHE_DIR``, else
+    ``~/.cache/fibjax/jax``; ``FIBJAX_CACHE_DIR=off`` or ``no_cache=True`` turns them off).
+    :func:`fibjax.train.fit_seeds` then shards seeds over every core and keeps its traced
+    programs there. Called after JAX has started, it says so in one line on stderr: JAX's
+    devices are fixed when it starts. JAX is imported here, not when fibjax is.
+
+    Returns:
+      A :class:`fibjax.runtime.Runtime` (devices, platform and folders in use).
+    """
+    from fibjax import runtime
+
+    if no_cache:
+        return runtime.setup(cpu_devices=cpu_devices, cache_dir=None)
+    if cache_dir is None:
+        return runtime.setup(cpu_devices=cpu_devices)
+    return runtime.setup(cpu_devices=cpu_devices, cache_dir=cache_dir)

@@ -9,13 +9,19 @@ training configuration, the data, the seed count and the devices. A file that ca
 traced again and replaced; a folder that cannot be written to is left alone. Settings made with
 JAX's context managers (``with jax.default_matmul_precision(...)``) are not part of the key: the
 command line makes none.
+
+Within a process, :data:`COMPILED` keeps the last few compiled programs themselves (a
+:class:`ProgramMemo`), so that calling :func:`fibjax.train.fit_seeds` again with the same
+configuration, data shapes and seed count runs at once, with neither tracing nor compiling.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib.metadata
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,3 +146,70 @@ def lower_cached(
         return exported.call(*call_args)
 
     return jax.jit(saved_program).lower(*args)
+
+
+class ProgramMemo:
+    """The most recently used compiled programs of this process, by key; at most ``maxsize``.
+
+    A compiled program holds its executable (a few MB): the memo is bounded, and the least
+    recently used one is dropped when a new one would exceed ``maxsize``.
+
+    >>> memo = ProgramMemo(maxsize=2)
+    >>> memo.put("a", 1); memo.put("b", 2); memo.get("a"); memo.put("c", 3)
+    1
+    >>> memo.get("b") is None, len(memo)
+    (True, 2)
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 0:
+            raise ValueError(f"maxsize={maxsize!r} must be >= 0")
+        self.maxsize = maxsize
+        self._items: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        """The program kept under ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: str, program: Any) -> None:
+        """Keeps ``program`` under ``key``, dropping the least recently used beyond ``maxsize``."""
+        with self._lock:
+            self._items[key] = program
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drops every kept program (their memory is freed once nothing else holds them)."""
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# Eight programs: both arms of a comparison at a few seed counts or data shapes. Each holds a
+# compiled executable of a few MB; fibjax.program_cache.COMPILED.clear() frees them.
+COMPILED = ProgramMemo(maxsize=8)
+
+
+def memo_key(parts: Mapping[str, Any], devices: Sequence[Any], folder: Path | None) -> str:
+    """The :data:`COMPILED` key of a program traced from ``parts`` for ``devices``.
+
+    Besides ``parts``, it holds the devices themselves (a program is compiled for a mesh of
+    them), the folder of saved programs it came through (a saved program is compiled from its
+    serialised form, which may round differently from a fresh trace) and every JAX setting.
+    fibjax's source is not in it: a process runs the modules it imported.
+    """
+    record = {
+        "parts": dict(parts),
+        "device_ids": [d.id for d in devices],
+        "folder": None if folder is None else str(Path(folder).resolve()),
+        "jax_config": {name: repr(value) for name, value in sorted(jax.config.values.items())},
+    }
+    return json.dumps(record, sort_keys=True, default=repr)

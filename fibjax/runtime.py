@@ -1,18 +1,26 @@
-"""Process-wide JAX settings for the command line and benchmarks: CPU devices and compile cache.
+"""Process-wide JAX settings: CPU devices and the caches.
 
-The library itself changes no JAX setting; entry points call :func:`configure` once, before the
-first computation, because JAX fixes its devices when its backend starts.
+The library changes no JAX setting by itself; the command line calls :func:`configure`, and Python
+users call :func:`fibjax.configure` (:func:`setup`), once, before the first computation, because
+JAX fixes its devices when its backend starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import jax
 
 CACHE_ENV = "FIBJAX_CACHE_DIR"
 CACHE_OFF = ("", "0", "off", "none", "false")
+PROGRAMS = "programs"  # the sub-folder of the cache that keeps traced programs
+
+# The folder of traced programs that setup() turned on; fibjax.train.fit_seeds reads it. The one
+# piece of process state fibjax keeps, set only by an explicit call, as JAX's own settings are.
+_programs_dir: Path | None = None
 
 
 def default_cache_dir() -> Path | None:
@@ -27,15 +35,19 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "fibjax" / "jax"
 
 
-def configure(*, cache_dir: Path | None, cpu_devices: int | None = None) -> None:
+def configure(
+    *, cache_dir: Path | None, cpu_devices: int | None = None, option: str = "--cpu-devices"
+) -> bool:
     """Turns on JAX's persistent compilation cache and splits the CPU into devices.
 
     Raises ``ValueError`` for an environment fibjax does not support (:func:`check_environment`).
+    Returns ``False`` when JAX had started already, so its devices stayed as they were.
 
     Args:
       cache_dir: folder of the persistent compilation cache, or ``None`` to leave it off.
       cpu_devices: CPU devices to expose (default: one per core), so that the seed axis is
         sharded over every core; XLA runs one training loop on one core.
+      option: how errors name ``cpu_devices`` (the command line's option by default).
     """
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -43,17 +55,93 @@ def configure(*, cache_dir: Path | None, cpu_devices: int | None = None) -> None
         # The programs compile in about a second each; cache them all.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    devices_set = True
     try:
         jax.config.update("jax_num_cpu_devices", cpu_devices or os.cpu_count() or 1)
     except RuntimeError:
+        devices_set = False
         # JAX has started already (fibjax.cli.main called from a program that used JAX): its
         # devices stay as they are, which is only a mistake when other ones were asked for.
         if cpu_devices is not None and cpu_devices != len(jax.devices("cpu")):
             raise ValueError(
-                f"--cpu-devices={cpu_devices}: JAX has started already with"
+                f"{option}={cpu_devices}: JAX has started already with"
                 f" {len(jax.devices('cpu'))} CPU device(s); set it before the first computation"
             ) from None
     check_environment()
+    return devices_set
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """What :func:`setup` did.
+
+    Attributes:
+      devices: the JAX devices in use (one per CPU core after a timely call).
+      platform: JAX's default backend (``"cpu"``, ``"gpu"``...).
+      cache_dir: the compilation cache's folder, or ``None`` when caching is off.
+      programs_dir: the folder of traced programs (``programs`` in ``cache_dir``), or ``None``.
+      started_late: JAX had started before the call, so its devices stayed as they were.
+    """
+
+    devices: int
+    platform: str
+    cache_dir: Path | None
+    programs_dir: Path | None
+    started_late: bool
+
+
+_DEFAULT = object()
+
+
+def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEFAULT) -> Runtime:
+    """Splits the CPU into devices and turns the caches on, as the command line does.
+
+    Call it first, before anything runs on JAX: the devices are fixed when JAX starts. Called
+    later, it says so in one line on stderr and leaves the devices as they are (the caches are
+    still turned on, for programs compiled from then on).
+
+    Args:
+      cpu_devices: CPU devices to expose (default: one per core).
+      cache_dir: the cache folder (default: ``$FIBJAX_CACHE_DIR``, else ``~/.cache/fibjax/jax``,
+        as :func:`default_cache_dir` says), or ``None`` for no cache. Traced programs are kept
+        in its ``programs`` sub-folder, which :func:`fibjax.train.fit_seeds` then uses.
+
+    Returns:
+      A :class:`Runtime` describing the devices and folders in use.
+
+    Raises:
+      ValueError: ``cpu_devices`` is not a positive integer, or differs from the devices JAX
+        started with, or the environment is one fibjax does not support.
+      OSError: the cache folder cannot be created.
+    """
+    global _programs_dir
+    if cpu_devices is not None and (
+        isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int) or cpu_devices < 1
+    ):
+        raise ValueError(f"cpu_devices={cpu_devices!r} must be an integer >= 1")
+    cache = default_cache_dir() if cache_dir is _DEFAULT else cache_dir
+    cache = None if cache is None else Path(cache).expanduser()
+    devices_set = configure(cache_dir=cache, cpu_devices=cpu_devices, option="cpu_devices")
+    n_cpu = len(jax.devices("cpu"))
+    if not devices_set and n_cpu != (cpu_devices or os.cpu_count() or 1):
+        print(
+            f"fibjax.configure(): JAX had started already, with {n_cpu} CPU device(s) for"
+            f" {os.cpu_count()} core(s); call it first, before any JAX computation (restart the"
+            " kernel)",
+            file=sys.stderr,
+        )
+    _programs_dir = None if cache is None else cache / PROGRAMS
+    if _programs_dir is not None:
+        from fibjax import storage
+
+        storage.remove_stale_temporaries(_programs_dir)  # of runs killed while saving one
+    n_devices = len(jax.devices())
+    return Runtime(n_devices, jax.default_backend(), cache, _programs_dir, not devices_set)
+
+
+def programs_dir() -> Path | None:
+    """The folder of traced programs that :func:`setup` turned on, or ``None``."""
+    return _programs_dir
 
 
 def check_environment() -> None:

@@ -887,6 +887,106 @@ class Comparison:
     config: StatsConfig
     adjustment: dict[str, Any] | None = None
 
+    def __repr__(self) -> str:
+        """A few lines: the decision, the medians, the paired ratio and the notes."""
+        a, b = self.names
+        decision = {"a_better": f"{a} better", "b_better": f"{b} better"}.get(
+            self.decision, "undecided"
+        )
+        p = self.paired["wilcoxon"]["pvalue"]
+        ratio = self.paired["median_log10_ratio"]
+        wins = self.paired["prob_a_wins"]
+        lines = [
+            f"Comparison({a} vs {b}: {decision}; Wilcoxon signed-rank on log10 MSE p={p:.3g},"
+            f" {self.n_pairs} pairs of {self.n_seeds} seeds)",
+            f"  median test MSE: {a} {_ci_text(self.summary_a, 'median', 10.0)},"
+            f" {b} {_ci_text(self.summary_b, 'median', 10.0)}",
+            f"  {a}/{b} MSE, median of pairs: {10.0 ** ratio['estimate']:.3g}"
+            f" [{10.0 ** ratio['ci']['low']:.3g}, {10.0 ** ratio['ci']['high']:.3g}]",
+            f"  P({a} wins a pair): {wins['estimate']:.3g}"
+            f" [{wins['ci']['low']:.3g}, {wins['ci']['high']:.3g}]",
+        ]
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The comparison as a table: one row per statistic, with its estimate, interval and p.
+
+        Returns:
+            Dicts with ``statistic``, ``estimate``, ``ci_low``, ``ci_high`` and ``pvalue``
+            (``nan`` where a statistic has none); MSEs are in MSE units, not logs.
+        """
+        a, b = self.names
+        nan = float("nan")
+
+        def row(name, estimate=nan, ci=None, pvalue=nan, scale=None):
+            low, high = (nan, nan) if ci is None else (ci["low"], ci["high"])
+            if scale is not None:
+                estimate, low, high = (scale**v for v in (estimate, low, high))
+            values = (estimate, low, high, pvalue)
+            names = ("statistic", "estimate", "ci_low", "ci_high", "pvalue")
+            return dict(zip(names, (name, *map(float, values)), strict=True))
+
+        effects, paired, unpaired = self.effects, self.paired, self.unpaired
+        return [
+            row(
+                f"median test MSE, {a}",
+                self.summary_a["median"],
+                self.summary_a["median_ci"],
+                scale=10.0,
+            ),
+            row(
+                f"median test MSE, {b}",
+                self.summary_b["median"],
+                self.summary_b["median_ci"],
+                scale=10.0,
+            ),
+            row(
+                f"{a}/{b} MSE ratio (median of pairs)",
+                paired["median_log10_ratio"]["estimate"],
+                paired["median_log10_ratio"]["ci"],
+                paired["wilcoxon"]["pvalue"],
+                scale=10.0,
+            ),
+            row(
+                f"P({a} wins a pair)",
+                paired["prob_a_wins"]["estimate"],
+                paired["prob_a_wins"]["ci"],
+            ),
+            row(
+                "Cliff's delta", effects["cliffs_delta"]["estimate"], effects["cliffs_delta"]["ci"]
+            ),
+            row(
+                "Hedges' g (log10 MSE)", effects["hedges_g"]["estimate"], effects["hedges_g"]["ci"]
+            ),
+            row(
+                "Cohen's d_z (log10 MSE)",
+                effects["cohens_dz"]["estimate"],
+                effects["cohens_dz"]["ci"],
+            ),
+            row(
+                "paired permutation, mean log10 ratio",
+                pvalue=paired["permutation_mean_diff"]["pvalue"],
+            ),
+            row("Welch t (log10 MSE, unpaired)", pvalue=unpaired["welch"]["pvalue"]),
+            row("Mann-Whitney U (unpaired)", pvalue=unpaired["mann_whitney"]["pvalue"]),
+            row("power of a paired t at this d_z", self.power["achieved_power_paired_t"]),
+        ]
+
+    def to_dataframe(self) -> Any:
+        """:meth:`rows` as a pandas DataFrame indexed by statistic (pandas is not required).
+
+        Raises:
+            ImportError: pandas is not installed (one line saying so).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "Comparison.to_dataframe() needs pandas: pip install pandas (or use .rows())"
+            ) from None
+        return pd.DataFrame(self.rows()).set_index("statistic")
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (plain Python types; NaN and inf become None).
 
@@ -914,6 +1014,13 @@ class Comparison:
                 "adjustment": self.adjustment,
             }
         )
+
+
+def _ci_text(summary: dict[str, Any], name: str, scale: float) -> str:
+    """``estimate [low, high]`` of a log10 statistic, back in MSE units."""
+    ci = summary[f"{name}_ci"]
+    values = (scale ** summary[name], scale ** ci["low"], scale ** ci["high"])
+    return "{:.2e} [{:.2e}, {:.2e}]".format(*values)
 
 
 def _jsonable(obj: Any) -> Any:

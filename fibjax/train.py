@@ -26,6 +26,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from fibjax import program_cache as program_cache_lib
+from fibjax import progress as progress_lib
 from fibjax.data import FibonacciData
 from fibjax.models import cell_entry, make_model, pooling_entry
 from fibjax.optim import OPTIMIZERS, make_optimizer
@@ -111,6 +112,33 @@ class FitResult:
     test_mse: jax.Array
     diverged_epoch: jax.Array
     step_losses: jax.Array | None = None
+
+    def __repr__(self) -> str:
+        """One line: the runs, epochs, test MSE (median and range over seeds) and divergences.
+
+        >>> FitResult({}, np.full((3, 2), 0.5), np.zeros(3), np.array([1e-4, 2e-4, 4e-4]),
+        ...           np.array([0, 0, 1]))
+        FitResult(3 seeds, 2 epochs; test MSE median 1.50e-04 [1.00e-04, 2.00e-04]; 1 diverged)
+        """
+        try:
+            test_mse = np.asarray(self.test_mse, np.float64)
+            diverged = np.asarray(self.diverged_epoch) > 0
+        except Exception:  # noqa: BLE001 - traced values have no numbers to show
+            shapes = jax.tree.map(lambda leaf: getattr(leaf, "shape", None), self)
+            return f"FitResult(traced; test_mse shape {shapes.test_mse})"
+        epochs = np.shape(self.epoch_losses)[-1]
+        runs = " x ".join(map(str, test_mse.shape)) or "1"
+        kept = test_mse[~diverged & np.isfinite(test_mse)]
+        if kept.size == 0:
+            mse = "no finite test MSE"
+        elif kept.size == 1:
+            mse = f"test MSE {kept[0]:.2e}"
+        else:
+            mse = f"test MSE median {np.median(kept):.2e} [{kept.min():.2e}, {kept.max():.2e}]"
+        return (
+            f"FitResult({runs} seed{'s' if test_mse.size != 1 else ''}, {epochs} epochs;"
+            f" {mse}; {int(diverged.sum())} diverged)"
+        )
 
 
 # Lets jax.export save programs that return a FitResult (fibjax.program_cache).
@@ -622,7 +650,11 @@ def compile_seeds(
         seeds go in chunks one after another (default: :func:`default_chunk`; ``None`` on
         other platforms: all at once).
       program_cache: a folder where the traced program is kept between runs
-        (:mod:`fibjax.program_cache`), or ``None`` to trace it every time.
+        (:mod:`fibjax.program_cache`), or ``None`` to trace it in every new process.
+
+    Within a process, the compiled program is kept in :data:`fibjax.program_cache.COMPILED`
+    (the last few, by configuration, data shapes, run count, chunk and devices): a second call
+    that differs only in seeds, learning rates or the windows' values compiles nothing.
 
     Returns:
       A :class:`CompiledSeeds`; calling it gives a :class:`FitResult` with a leading seed axis
@@ -651,23 +683,28 @@ def compile_seeds(
     def trace() -> Callable[..., FitResult]:
         return _seeds_program(make_train_on(config), mesh, chunk)
 
-    if program_cache is None:
-        lowered = trace().lower(keys, rates_arg, windows)
-    else:
-        parts = {
-            # The learning rates and the windows' values are arguments: not part of the key.
-            "config": {**dataclasses.asdict(config), "learning_rate": None},
-            "windows": windows.shapes(),
-            "rates": len(rates),
-            "padded_seeds": len(padded),
-            "chunk": chunk,
-            "devices": [platform, devices[0].device_kind, len(devices)],
-        }
-        lowered = program_cache_lib.lower_cached(
-            program_cache, parts, trace, keys, rates_arg, windows
-        )
+    parts = {
+        # The learning rates and the windows' values are arguments: not part of the key.
+        "config": {**dataclasses.asdict(config), "learning_rate": None},
+        "windows": windows.shapes(),
+        "rates": len(rates),
+        "padded_seeds": len(padded),
+        "chunk": chunk,
+        "devices": [platform, devices[0].device_kind, len(devices)],
+    }
+    memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
+    compiled = program_cache_lib.COMPILED.get(memo_key)
+    if compiled is None:
+        if program_cache is None:
+            lowered = trace().lower(keys, rates_arg, windows)
+        else:
+            lowered = program_cache_lib.lower_cached(
+                program_cache, parts, trace, keys, rates_arg, windows
+            )
+        compiled = compile_program(lowered, platform)
+        program_cache_lib.COMPILED.put(memo_key, compiled)
     return CompiledSeeds(
-        compiled=compile_program(lowered, platform),
+        compiled=compiled,
         keys=keys,
         rates=rates_arg,
         windows=windows,
@@ -692,17 +729,26 @@ def fit_seeds(
     seeds: Sequence[int],
     *,
     devices: Sequence[jax.Device] | None = None,
+    program_cache: Path | bool = True,
+    progress: bool | None = None,
 ) -> FitResult:
     """Trains one model under every seed in one compiled, vmapped and sharded call.
 
     Each seed's result equals what :func:`fit` gives for ``jax.random.key(seed)`` (to float32
-    rounding), and two models trained under the same seed see the same order of windows.
+    rounding), and two models trained under the same seed see the same order of windows. The
+    compiled program is reused: within a process from :data:`fibjax.program_cache.COMPILED`,
+    across processes from the folders :func:`fibjax.configure` turned on (see
+    :func:`compile_seeds`).
 
     Args:
       config: the training protocol.
       data: the windows.
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
       devices: the devices to shard over (all local devices by default).
+      program_cache: ``True``: the folder of traced programs that :func:`fibjax.configure` set
+        up, if it was called; ``False``: none; or a folder.
+      progress: show the phases (compiling, training) and their time, on a widget in Jupyter
+        or a line on stderr (``tqdm.auto``); ``None``: only inside a Jupyter kernel.
 
     Returns:
       A :class:`FitResult` whose fields have a leading ``[n_seeds]`` axis.
@@ -712,4 +758,14 @@ def fit_seeds(
     >>> result.epoch_losses.shape, result.test_mse.shape
     ((2, 2), (2,))
     """
-    return compile_seeds(config, data, seeds, devices=devices)()
+    if program_cache is True:
+        from fibjax import runtime
+
+        folder = runtime.programs_dir()
+    else:
+        folder = program_cache or None
+    with progress_lib.Phases(show=progress) as phases:
+        phases.phase(f"{config.model}: compiling for {len(seeds)} seeds")
+        run = compile_seeds(config, data, seeds, devices=devices, program_cache=folder)
+        phases.phase(f"{config.model}: training {len(seeds)} seeds, {config.epochs} epochs")
+        return jax.block_until_ready(run())

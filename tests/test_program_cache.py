@@ -14,6 +14,12 @@ CONFIG = TrainConfig("attention", epochs=2)
 SEEDS = [0, 1, 2]
 
 
+@pytest.fixture(autouse=True)
+def no_compiled_programs_kept(monkeypatch):
+    # These tests are of the folder, which serves new processes: each call here is one.
+    monkeypatch.setattr(program_cache, "COMPILED", program_cache.ProgramMemo(maxsize=0))
+
+
 def _programs(folder):
     return sorted(folder.glob(f"*{program_cache.SUFFIX}"))
 

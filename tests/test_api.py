@@ -1,0 +1,102 @@
+"""The Python API as a notebook uses it: configure(), compiled programs reused, readable results."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import numpy as np
+import pytest
+
+from fibjax import program_cache, train
+from fibjax.data import fibonacci_windows
+from fibjax.progress import Phases
+from fibjax.stats import StatsConfig, compare
+from fibjax.train import TrainConfig, fit_seeds
+
+SMALL = fibonacci_windows(n_terms=70, window=6)
+CONFIG = TrainConfig("vanilla", epochs=1)
+
+
+def test_a_second_fit_seeds_compiles_nothing(monkeypatch):
+    monkeypatch.setattr(program_cache, "COMPILED", program_cache.ProgramMemo(maxsize=8))
+    compiled = []
+    real = train.compile_program
+    monkeypatch.setattr(train, "compile_program", lambda *a: compiled.append(1) or real(*a))
+    first = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
+    again = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
+    others = fit_seeds(CONFIG, SMALL, [3, 4, 5], program_cache=False)  # keys are arguments
+    assert len(compiled) == 1
+    chex.assert_trees_all_equal(again, first)
+    program_cache.COMPILED.clear()
+    fresh = fit_seeds(CONFIG, SMALL, [3, 4, 5], program_cache=False)
+    assert len(compiled) == 2
+    chex.assert_trees_all_equal(others, fresh)  # a reused program gives the same bits
+
+
+def test_results_read_well(capsys):
+    result = train.FitResult({}, np.ones((2, 1)), np.zeros(2), np.array([1e-4, 3e-4]), np.zeros(2))
+    assert (
+        repr(result)
+        == "FitResult(2 seeds, 1 epochs; test MSE median 2.00e-04 [1.00e-04, 3.00e-04]; 0 diverged)"
+    )
+    attention = [1e-4, 2e-4, 5e-5, 1e-4, 3e-4, 8e-5]
+    vanilla = [1e-3, 4e-3, 2e-3, 1e-3, 5e-3, 9e-4]
+    comparison = compare(attention, vanilla, StatsConfig(n_resamples=200))
+    assert repr(comparison).splitlines()[0].startswith("Comparison(attention vs vanilla: attention")
+    pd = pytest.importorskip("pandas")
+    frame = comparison.to_dataframe()
+    assert isinstance(frame, pd.DataFrame)
+    geometric_median = 10 ** np.median(np.log10(vanilla))
+    assert frame.loc["median test MSE, vanilla", "estimate"] == pytest.approx(geometric_median)
+
+
+def test_phases_show_on_stderr(capsys):
+    with Phases(show=True) as phases:
+        phases.phase("compiling")
+        phases.phase("training")
+    assert "training" in capsys.readouterr().err
+
+
+def test_to_dataframe_without_pandas_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas then raises ImportError
+    comparison = compare([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], StatsConfig(n_resamples=100))
+    with pytest.raises(ImportError, match="pip install pandas") as error:
+        comparison.to_dataframe()
+    assert "\n" not in str(error.value)
+
+
+def test_configure_in_a_fresh_process(tmp_path):
+    script = textwrap.dedent(
+        """
+        import os, sys
+        import fibjax
+        assert "jax" not in sys.modules, "import fibjax imported JAX"
+        runtime = fibjax.configure()
+        import jax
+        from fibjax.data import fibonacci_windows
+        from fibjax.train import TrainConfig, fit_seeds
+        fit_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60, window=6), [0])
+        print(jax.device_count(), runtime.programs_dir)
+        try:
+            fibjax.configure(cpu_devices=1)
+        except ValueError as error:
+            print("ValueError:", error)
+        os.cpu_count = lambda: 99  # JAX has started with fewer devices than "cores"
+        print(fibjax.configure(no_cache=True).started_late)
+        """
+    )
+    env = {**os.environ, "FIBJAX_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    devices, error, late = done.stdout.splitlines()
+    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs")]
+    assert error.startswith("ValueError: cpu_devices=1: JAX has started already")
+    assert late == "True"
+    message = done.stderr.strip().splitlines()
+    assert len(message) == 1, done.stderr
+    assert message[0].startswith("fibjax.configure(): JAX had started already")
+    assert list((tmp_path / "programs").glob(f"*{program_cache.SUFFIX}"))
