@@ -108,4 +108,9 @@ def shared_compilation_cache(tmp_path_factory):
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # The fibjax processes that tests start read the same cache (JAX takes these settings from
+    # the environment); fibjax's own caches stay as each test sets FIBJAX_CACHE_DIR.
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     yield

@@ -65,11 +65,13 @@ def test_what_the_program_is_traced_from_is_in_its_key(tmp_path, change):
 @pytest.mark.parametrize(
     "change",
     [
-        {"config": TrainConfig("attention", epochs=2, learning_rate=1e-2)},
-        {"data": fibonacci_windows(n_terms=80, window=6, scaling="log")},
+        {
+            "config": TrainConfig("attention", epochs=2, learning_rate=1e-2),
+            "data": fibonacci_windows(n_terms=80, window=6, scaling="log"),
+        },
         {"data": fibonacci_windows(n_terms=80, window=6, split_seed=3)},
     ],
-    ids=["learning_rate", "scaling", "split"],
+    ids=["learning_rate_and_scaling", "split"],
 )
 def test_arguments_of_the_program_are_not_in_its_key(tmp_path, change):
     # Learning rate and windows are traced arguments: one saved program serves them all.

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -30,10 +31,21 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def whole(tmp_path_factory, cache):
+def whole_and_work(tmp_path_factory, cache):
+    """The GRID sweep through the library (the shards below go through the command line)."""
     out = tmp_path_factory.mktemp("sweeps") / "whole"
-    assert cli.main(["sweep", *GRID, *cache, "--out", str(out)]) == 0
-    return out
+    config = SweepConfig(**SMALL, scalings=("minmax", "log"), learning_rates=(1e-3, 1e-2))
+    sweep.prepare_out_dir(out, config, {})
+    done = sweep.SweepProgress()
+    # The same traced programs as the command line with --cache-dir (its programs/ folder).
+    sweep.run_sweep(out, done=done, program_cache=Path(cache[1]) / "programs")
+    sweep.build_report(out)
+    return out, done
+
+
+@pytest.fixture(scope="module")
+def whole(whole_and_work):
+    return whole_and_work[0]
 
 
 def _arrays(folder):
@@ -93,11 +105,8 @@ def test_a_grid_point_equals_compare_alone(whole, tmp_path, cache):
     assert row["share_attention_lower"] == paired["prob_a_wins"]["estimate"]
 
 
-def test_scalings_and_learning_rates_share_one_program_a_model(tmp_path):
-    config = SweepConfig(**SMALL, scalings=("minmax", "log"), learning_rates=(1e-3, 1e-2))
-    sweep.prepare_out_dir(tmp_path / "s", config, {})
-    done = sweep.SweepProgress()
-    sweep.run_sweep(tmp_path / "s", done=done)
+def test_scalings_and_learning_rates_share_one_program_a_model(whole_and_work):
+    _, done = whole_and_work
     assert (done.programs, len(done.saved)) == (2, 4)
 
 
