@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -208,3 +209,16 @@ def test_ctrl_c_says_what_was_saved_and_resume_finishes(
     monkeypatch.setattr(sweep, "_train_arm", train_arm)
     assert cli.main(["sweep", "--resume", str(out), *cache]) == 0
     _assert_same_arms(out, whole)
+
+
+def test_a_damaged_arm_gives_one_line(whole, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(whole, copy)
+    (copy / "arm_simple-dot-h2-w6-log.npz").write_bytes(b"not an npz")
+    before = (copy / "report.md").read_text()
+    assert cli.main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "arm_simple-dot-h2-w6-log.npz" in err and len(err.splitlines()) == 1
+    assert (copy / "report.md").read_text() == before  # the previous report is kept
+    assert cli.main(["sweep", "--resume", str(copy)]) == 2
+    assert "arm_simple-dot-h2-w6-log.npz" in capsys.readouterr().err
