@@ -398,17 +398,12 @@ def open_for_resume(
     for label, model, seeds in config.arms():
         if arm_path(out_dir, label).exists():
             saved[label] = load_arm(out_dir, config, record, label, model, seeds)
-    now = provenance.code_record()
-    if now in run_codes(record) or len(saved) == len(config.arms()):
+    if len(saved) == len(config.arms()):
         return config, record, saved
     run_file = Path(out_dir) / RUN_FILE
-    field, then, _ = provenance.first_difference(record["code"], now)
-    if not allow_version_change:
-        raise provenance.ProvenanceError(
-            f"{run_file}: the run began under other code (code.{field} was {then!r}, now"
-            f" {now[field]!r}); resume with --allow-version-change to mix them (the report"
-            " says so), or start a new run"
-        )
+    now = provenance.admit_code(run_codes(record), str(run_file), allow_version_change, "run")
+    if now is None:
+        return config, record, saved
     record["code_changes"] = [*record.get("code_changes", []), now]
     storage.write_json(run_file, record)
     return config, record, saved

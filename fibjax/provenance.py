@@ -136,3 +136,33 @@ def from_array(array: np.ndarray, where: str) -> dict[str, Any]:
     if not valid:
         raise ProvenanceError(f"{where}: provenance is not a {FORMAT} record")
     return record
+
+
+def admit_code(
+    codes: Sequence[Mapping[str, Any]], where: str, allow: bool, what: str
+) -> dict | None:
+    """The code running now, when a resumed run may add it to the ``codes`` it was trained under.
+
+    Args:
+      codes: the run's code records (the first when it began, then each allowed change).
+      where: the run's record file, for the message.
+      allow: whether other code may continue the run (``--allow-version-change``).
+      what: "run" or "sweep", for the message.
+
+    Returns:
+      ``None`` when the code now is among ``codes``; else the code now, to record as a change.
+
+    Raises:
+      ProvenanceError: the code differs and ``allow`` is false; names the first field.
+    """
+    now = code_record()
+    if now in codes:
+        return None
+    field, then, _ = first_difference(codes[0], now)
+    if not allow:
+        raise ProvenanceError(
+            f"{where}: the {what} began under other code (code.{field} was {then!r}, now"
+            f" {now[field]!r}); resume with --allow-version-change to mix them (the report"
+            f" says so), or start a new {what}"
+        )
+    return now

@@ -371,7 +371,7 @@ def _p_text(comparison: Comparison) -> str:
         return f"p = {p:.3g}"
     return (
         f"p = {p:.3g}, {adjustment['method'].capitalize()}-adjusted p ="
-        f" {_fmt(adjustment['pvalue'])} over {adjustment['family_size']} comparisons"
+        f" {fmt(adjustment['pvalue'])} over {adjustment['family_size']} comparisons"
     )
 
 
@@ -423,8 +423,13 @@ def _enough_seeds(comparison: Comparison) -> str:
     )
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    # A statistic that cannot be computed (NaN; the notes say why) shows as a dash, never "nan".
+def fmt(value: Any, digits: int = 3) -> str:
+    """A statistic for a table: ``digits`` significant digits; a dash for one that could not
+    be computed (NaN or ``None``; the notes say why), never "nan".
+
+    >>> fmt(0.0123456), fmt(float("nan")), fmt(7)
+    ('0.0123', '–', '7')
+    """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, float):
@@ -433,7 +438,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _ci(interval: dict[str, Any]) -> str:
-    return f"[{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
+    return f"[{fmt(interval['low'])}, {fmt(interval['high'])}]"
 
 
 def render_markdown(
@@ -590,9 +595,9 @@ def _md_models(
         arm = summary["arms"][label]
         rows.append(
             f"| {label} | {summary['models'][label]} | {s['n']} | {arm['n_diverged']} |"
-            f" {_fmt(s['geometric_mean_mse'])} |"
-            f" {_fmt(s['median'])} [{_fmt(s['q25'])}, {_fmt(s['q75'])}] |"
-            f" {_fmt(s['mean'])} ± {_fmt(s['std'])} | {_ci(s['mean_ci'])} |"
+            f" {fmt(s['geometric_mean_mse'])} |"
+            f" {fmt(s['median'])} [{fmt(s['q25'])}, {fmt(s['q75'])}] |"
+            f" {fmt(s['mean'])} ± {fmt(s['std'])} | {_ci(s['mean_ci'])} |"
         )
     dropped = sum(arm["n_diverged"] for arm in summary["arms"].values())
     if dropped:
@@ -629,41 +634,41 @@ def _md_test_table(comparison: Comparison) -> str:
         adj = comparison.adjustment
         adjusted = [
             f"| **Wilcoxon p, {adj['method'].capitalize()}-adjusted over {adj['family_size']}"
-            f" comparisons (decides)** | | | **{_fmt(adj['pvalue'])}** |"
+            f" comparisons (decides)** | | | **{fmt(adj['pvalue'])}** |"
         ]
     primary = "primary" if comparison.adjustment is None else "primary, unadjusted"
     rows = [
         "| statistic | value | 95% interval | p |",
         "|---|---:|---:|---:|",
-        f"| **Wilcoxon signed-rank (paired, {primary})** | W = {_fmt(p['wilcoxon']['statistic'])}"
-        f" | | **{_fmt(p['wilcoxon']['pvalue'])}** |",
+        f"| **Wilcoxon signed-rank (paired, {primary})** | W = {fmt(p['wilcoxon']['statistic'])}"
+        f" | | **{fmt(p['wilcoxon']['pvalue'])}** |",
         *adjusted,
         f"| paired permutation test, mean log10 ratio |"
-        f" {_fmt(p['permutation_mean_diff']['statistic'])} | |"
-        f" {_fmt(p['permutation_mean_diff']['pvalue'])} |",
-        f"| median log10 ratio ({a} − {b}) | {_fmt(p['median_log10_ratio']['estimate'])} |"
+        f" {fmt(p['permutation_mean_diff']['statistic'])} | |"
+        f" {fmt(p['permutation_mean_diff']['pvalue'])} |",
+        f"| median log10 ratio ({a} − {b}) | {fmt(p['median_log10_ratio']['estimate'])} |"
         f" {_ci(p['median_log10_ratio']['ci'])} | |",
-        f"| share of seeds where {a} is lower | {_fmt(p['prob_a_wins']['estimate'])} |"
+        f"| share of seeds where {a} is lower | {fmt(p['prob_a_wins']['estimate'])} |"
         f" {_ci(p['prob_a_wins']['ci'])} | |",
         f"| correlation of paired log10 MSE (Pearson / Spearman) |"
-        f" {_fmt(p['correlation']['pearson_r'])} / {_fmt(p['correlation']['spearman_rho'])} | | |",
-        f"| Welch's t-test (unpaired) | t = {_fmt(u['welch']['statistic'])} | |"
-        f" {_fmt(u['welch']['pvalue'])} |",
-        f"| Mann–Whitney U (unpaired) | U = {_fmt(u['mann_whitney']['statistic'])} | |"
-        f" {_fmt(u['mann_whitney']['pvalue'])} |",
-        f"| P(MSE {a} < MSE {b}), unpaired | {_fmt(e['prob_improvement']['estimate'])} |"
+        f" {fmt(p['correlation']['pearson_r'])} / {fmt(p['correlation']['spearman_rho'])} | | |",
+        f"| Welch's t-test (unpaired) | t = {fmt(u['welch']['statistic'])} | |"
+        f" {fmt(u['welch']['pvalue'])} |",
+        f"| Mann–Whitney U (unpaired) | U = {fmt(u['mann_whitney']['statistic'])} | |"
+        f" {fmt(u['mann_whitney']['pvalue'])} |",
+        f"| P(MSE {a} < MSE {b}), unpaired | {fmt(e['prob_improvement']['estimate'])} |"
         f" {_ci(e['prob_improvement']['ci'])} | |",
-        f"| Cliff's δ (negative: {a} lower) | {_fmt(e['cliffs_delta']['estimate'])} |"
+        f"| Cliff's δ (negative: {a} lower) | {fmt(e['cliffs_delta']['estimate'])} |"
         f" {_ci(e['cliffs_delta']['ci'])} | |",
-        f"| Hedges' g on log10 MSE | {_fmt(e['hedges_g']['estimate'])} |"
+        f"| Hedges' g on log10 MSE | {fmt(e['hedges_g']['estimate'])} |"
         f" {_ci(e['hedges_g']['ci'])} | |",
-        f"| paired d_z on log10 MSE | {_fmt(e['cohens_dz']['estimate'])} |"
+        f"| paired d_z on log10 MSE | {fmt(e['cohens_dz']['estimate'])} |"
         f" {_ci(e['cohens_dz']['ci'])} | |",
         "",
-        f"Power: at the observed d_z = {_fmt(w['d_z'])}, the Wilcoxon test needs about"
-        f" {_fmt(w['n_required_wilcoxon'])} seeds for {w['target_power']:.0%} power at"
+        f"Power: at the observed d_z = {fmt(w['d_z'])}, the Wilcoxon test needs about"
+        f" {fmt(w['n_required_wilcoxon'])} seeds for {w['target_power']:.0%} power at"
         f" α = {w['alpha']}; with {w['n_pairs']} seeds its power is about"
-        f" {_fmt(w['achieved_power_wilcoxon'], 2)}. Bootstrap intervals use"
+        f" {fmt(w['achieved_power_wilcoxon'], 2)}. Bootstrap intervals use"
         f" {comparison.config.n_resamples} resamples with seed {comparison.config.seed}.",
     ]
     if comparison.notes:

@@ -417,17 +417,12 @@ def open_for_resume(
     ``allow_version_change``; the change is then added to ``sweep.json`` (``code_changes``).
     """
     config, record, saved = load_saved(out_dir)
-    now = provenance.code_record()
-    if now in run_codes(record) or len(saved) == len(shard_arms(config, record["shard"])):
+    if len(saved) == len(shard_arms(config, record["shard"])):
         return config, record, saved
     sweep_file = Path(out_dir) / SWEEP_FILE
-    field, then, _ = provenance.first_difference(record["code"], now)
-    if not allow_version_change:
-        raise provenance.ProvenanceError(
-            f"{sweep_file}: the sweep began under other code (code.{field} was {then!r}, now"
-            f" {now[field]!r}); resume with --allow-version-change to mix them (the report"
-            " says so), or start a new sweep"
-        )
+    now = provenance.admit_code(run_codes(record), str(sweep_file), allow_version_change, "sweep")
+    if now is None:
+        return config, record, saved
     record["code_changes"] = [*record.get("code_changes", []), now]
     storage.write_json(sweep_file, _saved_record(record))
     return config, record, saved

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from fibjax import stats, storage
+from fibjax.report import fmt
 
 AXES = ("cell", "model", "hidden", "window", "scaling", "learning_rate")
 # The type of each axis' values: what a CSV field is parsed back to.
@@ -453,15 +454,6 @@ def decision_groups(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 # ------------------------------------------------------------------------------ Markdown
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    # A statistic that cannot be computed (NaN) shows as a dash, never "nan".
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
 def factor_text(log10_ratio: float) -> str:
     """A log10 ratio as a factor: ``÷3.2`` (attention 3.2 times lower) or ``×1.5``.
 
@@ -603,15 +595,15 @@ def _md_table(rows: Sequence[Mapping[str, Any]]) -> str:
             *(value_text(axis, row[axis]) for axis in axes),
             f"{row['n_seeds']} ({row['n_pairs']})",
             f"{row['attention_diverged']} / {row['vanilla_diverged']}",
-            _fmt(row["attention_median_mse"]),
-            _fmt(row["vanilla_median_mse"]),
+            fmt(row["attention_median_mse"]),
+            fmt(row["vanilla_median_mse"]),
             f"{factor_text(row['median_log10_ratio'])} [{factor_text(row['ratio_ci_low'])},"
             f" {factor_text(row['ratio_ci_high'])}]",
-            f"{_fmt(row['share_attention_lower'], 2)} [{_fmt(row['share_ci_low'], 2)},"
-            f" {_fmt(row['share_ci_high'], 2)}]",
-            _fmt(row["p_wilcoxon"]),
-            _fmt(row["p_holm"]),
-            _fmt(row["q_bh"]),
+            f"{fmt(row['share_attention_lower'], 2)} [{fmt(row['share_ci_low'], 2)},"
+            f" {fmt(row['share_ci_high'], 2)}]",
+            fmt(row["p_wilcoxon"]),
+            fmt(row["p_holm"]),
+            fmt(row["q_bh"]),
             decision,
         ]
         lines.append("| " + " | ".join(cells) + " |")
