@@ -128,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_options(compare)
     compare.set_defaults(handler=run_compare)
 
-    report = commands.add_parser("report", help="rebuild a finished comparison's report")
-    report.add_argument("dir", type=Path, help="the comparison's output folder")
+    report = commands.add_parser("report", help="rebuild a finished comparison's or sweep's report")
+    report.add_argument("dir", type=Path, help="the comparison's or sweep's output folder")
     report.set_defaults(handler=_run_report)
 
-    plot = commands.add_parser("plot", help="redraw a finished comparison's figures")
+    plot = commands.add_parser("plot", help="redraw a finished comparison's or sweep's figures")
     plot.add_argument("dir", type=Path, help="the comparison's output folder")
     plot.set_defaults(handler=_run_plot)
 
