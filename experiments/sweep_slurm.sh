@@ -37,7 +37,9 @@ else
     fibjax sweep "${GRID[@]}" --shard "$K/$SHARDS" --out "$PART"
 fi
 
-# The last task to finish submits nothing itself; one merge job waits for the whole array.
+# Task 1 submits one merge job that waits for the whole array and runs only if every task
+# succeeded. After resubmitting a failed task, merge by hand: fibjax merge OUT/merged OUT/shards/*
+# (it refuses, naming the shards still missing, until every part is there).
 if [ "$K" = "1" ]; then
     sbatch --dependency="afterok:$SLURM_ARRAY_JOB_ID" --job-name=fibjax-merge \
         --output=logs/fibjax-merge-%j.out \
