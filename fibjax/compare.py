@@ -352,17 +352,13 @@ def load_arm(
             f"{path}: records no provenance (saved by an older fibjax); delete it, and"
             " --resume trains it again"
         )
-    found = provenance.from_array(arrays["provenance"], str(path))
-    provenance.check_same(
-        expected_config(config, model, seeds), found["config"], str(run_file), str(path)
+    provenance.check_saved(
+        arrays["provenance"],
+        expected_config(config, model, seeds),
+        run_codes(record),
+        str(run_file),
+        str(path),
     )
-    if found["code"] not in run_codes(record):
-        field, want, got = provenance.first_difference(record["code"], found["code"])
-        raise provenance.ProvenanceError(
-            f"{path}: trained under other code (code.{field} is {got!r}, but {want!r} in"
-            f" {run_file}); results of different code are combined only after a resume with"
-            " --allow-version-change"
-        )
     if tuple(arrays["seeds"].tolist()) != tuple(seeds) or str(arrays.get("model")) != model:
         raise storage.ResultFileError(f"{path}: its seeds or model differ from {RUN_FILE}")
     n = len(seeds)

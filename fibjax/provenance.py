@@ -166,3 +166,47 @@ def admit_code(
             f" says so), or start a new {what}"
         )
     return now
+
+
+def code_line(code: Mapping[str, Any]) -> str:
+    """A code record in words, for reports.
+
+    >>> code_line({"fibjax": "0.1.0", "source_digest": "ab" * 32, "jax": "0.10", "flax": "0.12"})
+    'fibjax 0.1.0 (source abababababab), JAX 0.10, Flax 0.12'
+    """
+    return (
+        f"fibjax {code.get('fibjax', '?')} (source {str(code.get('source_digest', '?'))[:12]}),"
+        f" JAX {code.get('jax', '?')}, Flax {code.get('flax', '?')}"
+    )
+
+
+def check_saved(
+    array: np.ndarray,
+    expected: Mapping[str, Any],
+    codes: Sequence[Mapping[str, Any]],
+    record_file: str,
+    path: str,
+) -> dict[str, Any]:
+    """Checks a saved result's provenance against its run's record; returns the provenance.
+
+    Args:
+      array: the result's provenance (:func:`to_array`).
+      expected: the configuration part it must carry.
+      codes: the code records the run allows (the first, then each allowed change).
+      record_file: the run's record file, for the messages.
+      path: the result's file, for the messages.
+
+    Raises:
+      ProvenanceError: another configuration (names the first field that differs), or code the
+        run did not allow.
+    """
+    found = from_array(array, path)
+    check_same(expected, found["config"], record_file, path)
+    if found["code"] not in codes:
+        field, want, got = first_difference(codes[0], found["code"])
+        raise ProvenanceError(
+            f"{path}: trained under other code (code.{field} is {got!r}, but {want!r} in"
+            f" {record_file}); results of different code are combined only after a resume with"
+            " --allow-version-change"
+        )
+    return found

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fibjax import plots, storage
+from fibjax import plots, provenance, storage
 from fibjax.compare import RUN_FORMAT, CompareConfig, arm_code, load_arm, load_run, run_codes
 from fibjax.data import FibonacciData, describe, windows_from_config
 from fibjax.models import MODEL_NAMES, cell_entry, describe_model
@@ -522,16 +522,9 @@ def _md_protocol(
     )
 
 
-def _code_text(code: dict[str, Any]) -> str:
-    return (
-        f"fibjax {code.get('fibjax', '?')} (source {str(code.get('source_digest', '?'))[:12]}),"
-        f" JAX {code.get('jax', '?')}, Flax {code.get('flax', '?')}"
-    )
-
-
 def _md_code(code: dict[str, Any]) -> str:
     """What code trained the models; says so when a resume mixed versions."""
-    texts = {label: _code_text(arm) for label, arm in code["arms"].items()}
+    texts = {label: provenance.code_line(arm) for label, arm in code["arms"].items()}
     if len(set(texts.values())) == 1 and not code["mixed"]:
         return f"Trained with {next(iter(texts.values()))}"
     each = "; ".join(f"{label} with {text}" for label, text in texts.items())

@@ -384,15 +384,13 @@ def load_arm(
     path = arm_path(out_dir, arm)
     sweep_file = Path(out_dir) / SWEEP_FILE
     arrays = storage.read_npz(path, required=(*ARM_ARRAYS, "provenance"))
-    found = provenance.from_array(arrays["provenance"], str(path))
-    provenance.check_same(expected_config(config, arm), found["config"], str(sweep_file), str(path))
-    if found["code"] not in run_codes(record):
-        field, want, got = provenance.first_difference(record["code"], found["code"])
-        raise provenance.ProvenanceError(
-            f"{path}: trained under other code (code.{field} is {got!r}, but {want!r} in"
-            f" {sweep_file}); results of different code are combined only after a resume with"
-            " --allow-version-change"
-        )
+    provenance.check_saved(
+        arrays["provenance"],
+        expected_config(config, arm),
+        run_codes(record),
+        str(sweep_file),
+        str(path),
+    )
     shape = (len(config.learning_rates), len(config.seeds))
     if tuple(arrays["seeds"].tolist()) != config.seeds:
         raise storage.ResultFileError(f"{path}: its seeds differ from {SWEEP_FILE}")
@@ -704,7 +702,7 @@ def build_report(out_dir: Path) -> dict[str, Any]:
         rows_axis=config.rows,
         cols_axis=config.cols,
         description=describe(config, record, arms),
-        code_text=code_text(record, arms),
+        code_text=code_text(arms),
         epochs=config.epochs,
     )
 
@@ -726,27 +724,21 @@ def describe(config: SweepConfig, record: dict[str, Any], arms: dict[str, dict[s
     }
 
 
-def code_text(record: dict[str, Any], arms: dict[str, dict[str, Any]]) -> str:
+def code_text(arms: dict[str, dict[str, Any]]) -> str:
     """One sentence on the code that trained the arms; says so when it changed mid-sweep.
 
     >>> code = {"fibjax": "0.1.0", "source_digest": "ab" * 32, "jax": "0.10", "flax": "0.12"}
     >>> record = {"format": provenance.FORMAT, "config": {}, "code": code}
     >>> arm = {"provenance": provenance.to_array(record)}
-    >>> code_text({"code": code}, {"a": arm, "b": arm})
+    >>> code_text({"a": arm, "b": arm})
     'Trained with fibjax 0.1.0 (source abababababab), JAX 0.10, Flax 0.12.'
     """
     codes = [provenance.from_array(arm["provenance"], name)["code"] for name, arm in arms.items()]
     distinct = [code for i, code in enumerate(codes) if code not in codes[:i]]
-
-    def text(code: dict[str, Any]) -> str:
-        return (
-            f"fibjax {code.get('fibjax', '?')} (source {str(code.get('source_digest', '?'))[:12]}),"
-            f" JAX {code.get('jax', '?')}, Flax {code.get('flax', '?')}"
-        )
-
     if len(distinct) == 1:
-        return f"Trained with {text(distinct[0])}."
+        return f"Trained with {provenance.code_line(distinct[0])}."
+    texts = "; ".join(map(provenance.code_line, distinct))
     return (
         "**The code changed while this sweep was interrupted** (resumed with"
-        f" --allow-version-change): arms were trained with {'; '.join(map(text, distinct))}."
+        f" --allow-version-change): arms were trained with {texts}."
     )
