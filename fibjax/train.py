@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 
 from fibjax import program_cache as program_cache_lib
@@ -479,6 +480,53 @@ def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None
     return max(1, CPU_CHUNK_BUDGET // per_seed)
 
 
+# Seeds vmapped at once. XLA's CPU code for a small batch reduces in another order than for a
+# wide one: an attention model's gradient changed in its last bits between 4 and 8 seeds at once
+# on one device, while every width from 8 to 128 gave the same bits (benchmarks/NOTES.md). So no
+# chunk is narrower than this, and a seed's result does not depend on how many devices or
+# processes share the seeds.
+MIN_CHUNK = 32
+
+
+def device_layout(n_seeds: int, n_devices: int, chunk: int | None) -> tuple[int, int]:
+    """Seeds per device (padded) and per chunk, so that every chunk is at least :data:`MIN_CHUNK`.
+
+    Args:
+      n_seeds: the seeds to train.
+      n_devices: the devices they are sharded over.
+      chunk: the preferred chunk (``None``: all of a device's seeds at once).
+
+    Returns:
+      ``(per_device, chunk)``: each device trains ``per_device`` seeds (real or padding) in
+      chunks of ``chunk``, and a last, smaller chunk of at least :data:`MIN_CHUNK`.
+
+    >>> device_layout(4, 2, 128)
+    (32, 32)
+    >>> device_layout(256, 2, 128)
+    (128, 128)
+    >>> device_layout(300, 1, 128)
+    (300, 128)
+    >>> device_layout(260, 1, 128)
+    (288, 128)
+    """
+    per_device = max(-(-n_seeds // n_devices), MIN_CHUNK)
+    chunk = max(MIN_CHUNK, min(chunk or per_device, per_device))
+    remainder = per_device % chunk
+    if 0 < remainder < MIN_CHUNK:
+        per_device += MIN_CHUNK - remainder
+    return per_device, chunk
+
+
+def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """NumPy arrays placed with ``sharding``; each process gives only its own devices' parts."""
+
+    def place(value):
+        value = np.asarray(value)
+        return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+    return jax.tree.map(place, tree)
+
+
 def param_count(config: TrainConfig, data: FibonacciData) -> int:
     """Parameters of ``config``'s model on ``data``'s windows, counted without allocating them.
 
@@ -550,7 +598,7 @@ class CompiledSeeds:
     Attributes:
       compiled: the ahead-of-time compiled program (``memory_analysis()`` and
         ``cost_analysis()`` describe it).
-      keys: the (padded, sharded) keys of the seeds.
+      seeds: ``<uint32>[padded]`` the seeds, padded and sharded over the devices.
       rates: ``<float32>[n_rates]`` the learning rates, replicated on every device.
       windows: the windows it was compiled for (replicated on every device).
       n_seeds: how many leading results are real; the rest is padding.
@@ -558,7 +606,7 @@ class CompiledSeeds:
     """
 
     compiled: Any
-    keys: jax.Array
+    seeds: jax.Array
     rates: jax.Array
     windows: Windows
     n_seeds: int
@@ -572,7 +620,10 @@ class CompiledSeeds:
           when compiled for a list of learning rates.
         """
         windows = self.windows if data is None else self._same_shapes(data)
-        result = self.compiled(self.keys, self.rates, windows)
+        result = self.compiled(self.seeds, self.rates, windows)
+        if not self.seeds.is_fully_addressable:
+            # Seeds trained by other processes (jax.distributed): every process gets them all.
+            result = multihost_utils.process_allgather(result, tiled=True)
         if self.n_rates is None:
             return jax.tree.map(lambda leaf: leaf[0, : self.n_seeds], result)
         return jax.tree.map(lambda leaf: leaf[:, : self.n_seeds], result)
@@ -584,20 +635,20 @@ class CompiledSeeds:
                 f"the data's windows {windows.shapes()} differ in shape from those the program"
                 f" was compiled for {self.windows.shapes()}"
             )
-        return jax.device_put(windows, self.windows.train_x.sharding)
+        return _global(windows, self.windows.train_x.sharding)
 
 
 def _seeds_program(
-    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int | None
+    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int
 ) -> Callable[[jax.Array, jax.Array, Windows], FitResult]:
     """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
     after another; the learning rates and the windows replicated."""
 
-    def train_seeds(local_keys, rates, windows):
+    def train_seeds(local_seeds, rates, windows):
         # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
-        n_local = local_keys.shape[0]
-        batch_size = min(chunk or n_local, n_local)
+        local_keys = jax.vmap(jax.random.key)(local_seeds)
+        batch_size = chunk or local_seeds.shape[0]
 
         def at_rate(learning_rate):
             # The rate is one traced scalar for the whole chunk, not a vmapped value: so each
@@ -632,13 +683,17 @@ def compile_seeds(
 ) -> CompiledSeeds:
     """Compiles the training of every seed as one call; returns what runs it.
 
-    The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (all local devices by default)
-    on a one-dimensional mesh with ``jax.shard_map``. With ``learning_rates``, every seed trains
+    The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (by default every device of
+    every process, after :func:`jax.distributed.initialize`) on a one-dimensional mesh with
+    ``jax.shard_map``; each process places only its own devices' seeds, and every process gets
+    every result. With ``learning_rates``, every seed trains
     at each rate in the same call, one rate after another (``jax.lax.map``). The windows and the
     learning rates are arguments of the compiled program, not constants: it serves any data of
     the same shapes (:meth:`CompiledSeeds.__call__`), and a program cache entry serves every
-    learning rate. The seed count is padded to a multiple of the device count with copies of
-    the last seed, whose results are dropped.
+    learning rate. The seeds are padded with copies of the last one, whose results are
+    dropped, so that every device trains as many and no chunk is narrower than
+    :data:`MIN_CHUNK` (:func:`device_layout`): a seed's result is then the same bits however
+    many devices and processes share the work.
 
     Args:
       config: the training protocol (its ``learning_rate`` unless ``learning_rates`` is given).
@@ -648,7 +703,7 @@ def compile_seeds(
       devices: the devices to shard over.
       chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
         seeds go in chunks one after another (default: :func:`default_chunk`; ``None`` on
-        other platforms: all at once).
+        other platforms: all at once), never fewer than :data:`MIN_CHUNK`.
       program_cache: a folder where the traced program is kept between runs
         (:mod:`fibjax.program_cache`), or ``None`` to trace it in every new process.
 
@@ -668,17 +723,18 @@ def compile_seeds(
     """
     seeds = check_seeds(seeds)
     rates = _check_rates(config, learning_rates)
-    devices = list(devices if devices is not None else jax.local_devices())
+    devices = list(devices if devices is not None else jax.devices())
     platform = devices[0].platform
     check_memory(config, data, len(seeds) * len(rates), devices)
     if chunk is None:
         chunk = default_chunk(config, data.train_x.shape[1], platform)
-    padded = seeds + (seeds[-1],) * (-len(seeds) % len(devices))
+    per_device, chunk = device_layout(len(seeds), len(devices), chunk)
+    padded = seeds + (seeds[-1],) * (per_device * len(devices) - len(seeds))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
-    keys = jax.device_put(seed_keys(padded), jax.sharding.NamedSharding(mesh, P("seeds")))
     replicated = jax.sharding.NamedSharding(mesh, P())
-    rates_arg = jax.device_put(jnp.asarray(rates, jnp.float32), replicated)
-    windows = jax.device_put(Windows.of(data), replicated)
+    seeds_arg = _global(np.asarray(padded, np.uint32), jax.sharding.NamedSharding(mesh, P("seeds")))
+    rates_arg = _global(np.asarray(rates, np.float32), replicated)
+    windows = _global(Windows.of(data), replicated)
 
     def trace() -> Callable[..., FitResult]:
         return _seeds_program(make_train_on(config), mesh, chunk)
@@ -696,16 +752,16 @@ def compile_seeds(
     compiled = program_cache_lib.COMPILED.get(memo_key)
     if compiled is None:
         if program_cache is None:
-            lowered = trace().lower(keys, rates_arg, windows)
+            lowered = trace().lower(seeds_arg, rates_arg, windows)
         else:
             lowered = program_cache_lib.lower_cached(
-                program_cache, parts, trace, keys, rates_arg, windows
+                program_cache, parts, trace, seeds_arg, rates_arg, windows
             )
         compiled = compile_program(lowered, platform)
         program_cache_lib.COMPILED.put(memo_key, compiled)
     return CompiledSeeds(
         compiled=compiled,
-        keys=keys,
+        seeds=seeds_arg,
         rates=rates_arg,
         windows=windows,
         n_seeds=len(seeds),
@@ -744,7 +800,7 @@ def fit_seeds(
       config: the training protocol.
       data: the windows.
       seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
-      devices: the devices to shard over (all local devices by default).
+      devices: the devices to shard over (by default every device of every process).
       program_cache: ``True``: the folder of traced programs that :func:`fibjax.configure` set
         up, if it was called; ``False``: none; or a folder.
       progress: show the phases (compiling, training) and their time, on a widget in Jupyter

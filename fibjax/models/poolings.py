@@ -17,6 +17,32 @@ import jax.numpy as jnp
 from fibjax.models.initializers import attention_normal, glorot_uniform, zeros
 
 
+@jax.custom_jvp
+def softmax(scores: jax.Array) -> jax.Array:
+    """``softmax`` over the last axis, as Keras computes it, with a derivative free of division.
+
+    ``<float32>[..., time]`` → the same, summing to one over ``time``.
+
+    Differentiated as it is written, ``e / Σe`` puts divisions by a broadcast sum into the
+    backward pass, and XLA rewrites those into multiplications by a reciprocal in some programs
+    and not in others (one device against a mesh of several), which changed results in their
+    last bits with the number of devices. The derivative here, ``α ⊙ (ṡ - Σ α ṡ)`` (the one
+    TensorFlow uses), has no division to rewrite.
+
+    >>> [round(float(a), 4) for a in softmax(jnp.array([0.0, 2.0]))]
+    [0.1192, 0.8808]
+    """
+    e = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+@softmax.defjvp
+def _softmax_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]):
+    (scores,), (ds,) = primals, tangents
+    alpha = softmax(scores)
+    return alpha, alpha * (ds - jnp.sum(alpha * ds, axis=-1, keepdims=True))
+
+
 class LastState(nn.Module):
     """The last state, as a Keras recurrent layer returns it without ``return_sequences``."""
 
@@ -48,7 +74,7 @@ class Attention(nn.Module):
         Returns:
           ``<float32>[batch, H]``, the attention-weighted sum of the states.
         """
-        alpha = jax.nn.softmax(self.scores(h), axis=-1)
+        alpha = softmax(self.scores(h))
         self.sow("intermediates", "alpha", alpha)
         return jnp.sum(h * alpha[..., None], axis=1)
 
