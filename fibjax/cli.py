@@ -14,9 +14,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 
@@ -105,6 +105,110 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    """Options of a run across processes and hosts (``jax.distributed``)."""
+    group = parser.add_argument_group(
+        "across processes (jax.distributed; each option may be given as FIBJAX_<NAME>)"
+    )
+    group.add_argument(
+        "--distributed",
+        choices=("auto", "off"),
+        default=None,
+        help="auto: join the processes that Slurm, Open MPI or a TPU pod started (off)",
+    )
+    group.add_argument(
+        "--coordinator", default=None, metavar="HOST:PORT", help="where process 0 listens"
+    )
+    group.add_argument("--num-processes", type=int, default=None, help="processes in the run")
+    group.add_argument("--process-id", type=int, default=None, help="this process, from 0")
+    group.add_argument(
+        "--join-timeout", type=int, default=None, help="seconds to wait for every process (300)"
+    )
+    group.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=None,
+        help="seconds of silence after which a process counts as lost and the others stop (100)",
+    )
+
+
+def distributed_config(args: argparse.Namespace):
+    """The :class:`fibjax.distributed.DistributedConfig` of the options and ``FIBJAX_*``."""
+    from fibjax import distributed
+
+    try:
+        return distributed.from_options({name: getattr(args, name) for name in distributed.ENV})
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def supervised(args: argparse.Namespace, config, default_out: Path) -> int:
+    """Runs this command again as a worker child (:mod:`fibjax.supervisor`); its status."""
+    from fibjax import distributed, supervisor
+
+    try:
+        distributed.check_reachable(config)  # in one line here, before a worker starts
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    argv = list(args.argv)
+    out_dir = args.resume or args.out
+    if out_dir is None:  # process 0's folder, named once, here
+        out_dir = default_out
+        argv += ["--out", str(out_dir)]
+    if config.process_id is None:
+        process = "this process"
+    else:
+        process = f"process {config.process_id} of {config.num_processes}"
+    resume = f"fibjax {args.command} --resume {out_dir} (with the same distributed options)"
+    return supervisor.supervise(argv, process, out_dir, resume)
+
+
+def across_processes(args: argparse.Namespace, config, prepare) -> tuple[Any, Path]:
+    """Joins the other processes; process 0 runs ``prepare()``, whose folder every process gets.
+
+    Returns:
+      ``(peers, out_dir)``: this process among the others, and process 0's run folder.
+    """
+    from fibjax import distributed
+
+    configure_runtime(args, config)
+    peers = distributed.Peers.of_jax()
+    try:
+        out_dir = peers.decide(lambda: str(prepare()), (UsageError,))
+    except distributed.PeerError as error:
+        raise UsageError(str(error)) from None
+    return peers, Path(out_dir)
+
+
+def while_joined(config, work: Callable[[], int]) -> int:
+    """Runs ``work()`` of a process joined to others; a lost process ends it with one line.
+
+    When another process is lost, a collective with it fails here first (Gloo: connection
+    closed). JAX's runtime then ends this process within the heartbeat timeout, and
+    :mod:`fibjax.supervisor` names the lost process; this waits for that, and says what it
+    knows if the runtime does not come.
+    """
+    import jax
+
+    try:
+        return work()
+    except jax.errors.JaxRuntimeError as error:
+        time.sleep(config.heartbeat_timeout + 10)
+        first = (str(error).strip().splitlines() or ["?"])[0]
+        print(f"fibjax: error: lost contact with another process: {first}", file=sys.stderr)
+        return 1
+
+
+def share_done(peers, out_dir: Path) -> int:
+    """The end of a process other than 0: wait for process 0, then say where it wrote."""
+    peers.finish()
+    print(
+        f"process {peers.index} of {peers.count}: trained its share of the seeds; process 0"
+        f" wrote the results to {out_dir}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = _Parser(prog="fibjax", description=__doc__.splitlines()[0])
@@ -126,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         " report",
     )
     add_compare_options(compare)
+    add_distributed_options(compare)
     compare.set_defaults(handler=run_compare)
 
     report = commands.add_parser("report", help="rebuild a finished comparison's or sweep's report")
@@ -210,12 +315,15 @@ def train_config_from(args: argparse.Namespace):
     return TrainConfig(model=model, **training_options(args))
 
 
-def configure_runtime(args: argparse.Namespace) -> Path | None:
+def configure_runtime(args: argparse.Namespace, distributed=None) -> Path | None:
     """Applies the runtime options; must run before the first JAX computation.
+
+    With ``distributed`` (a :class:`fibjax.distributed.DistributedConfig`), this process also
+    joins the others.
 
     Returns:
       The folder for traced training programs (``programs`` in the cache folder), or ``None``
-      when caching is off.
+      when caching is off or the run spans processes (each traces its own).
     """
     from fibjax import runtime
 
@@ -223,7 +331,9 @@ def configure_runtime(args: argparse.Namespace) -> Path | None:
         raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
     cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
     try:
-        runtime.configure(cache_dir=cache_dir, cpu_devices=args.cpu_devices)
+        runtime.configure(
+            cache_dir=cache_dir, cpu_devices=args.cpu_devices, distributed=distributed
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
     except OSError as error:
@@ -231,7 +341,7 @@ def configure_runtime(args: argparse.Namespace) -> Path | None:
             f"cache folder {cache_dir}: cannot be created ({error.strerror or error});"
             " give another with --cache-dir or FIBJAX_CACHE_DIR, or run with --no-cache"
         ) from None
-    if cache_dir is None:
+    if cache_dir is None or (distributed is not None and distributed.enabled):
         return None
     programs = Path(cache_dir) / "programs"
     from fibjax import storage
@@ -369,30 +479,47 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     that cannot be used, options that conflict with ``--resume``, saved files that disagree
     with ``run.json``, and settings that cannot fit in memory.
     """
-    from fibjax import compare
-
-    if args.resume is not None:
-        out_dir = args.resume
-        config = _check_resume(args)
-    else:
+    dist = distributed_config(args)
+    default_out = Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    if dist.enabled and not args.worker:
+        return supervised(args, dist, default_out)
+    if args.resume is None:
+        compare_config_from(args, seeds=(0,))  # every option but the seeds, cheaply first
         n_seeds = _seed_count(args)
-        out_dir = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
         if n_seeds >= LARGE_RUN:
             # Importing JAX and checking the seeds and folder take a second or two before the
             # first phase; a large run says what it does at once.
-            print(f"preparing a run of {n_seeds} seeds in {out_dir} ...", file=sys.stderr)
-        compare_config_from(args, seeds=(0,))  # every option but the seeds, cheaply first
+            where = args.out or default_out
+            print(f"preparing a run of {n_seeds} seeds in {where} ...", file=sys.stderr)
+    if dist.enabled:
+        peers, out_dir = across_processes(
+            args, dist, lambda: _prepare_compare(args, argv, default_out)
+        )
+        status = while_joined(
+            dist, lambda: _train_and_report(out_dir, None, args.allow_version_change, peers)
+        )
+        return status if peers.main or status else share_done(peers, out_dir)
+    resumed = None if args.resume is None else _check_resume(args)  # before JAX starts
     program_cache = configure_runtime(args)
-    if args.resume is None:
-        _check_fits(compare_config_from(args, seeds=(0,)), _seed_count(args))
-        config = compare_config_from(args)
-        try:
-            compare.prepare_out_dir(out_dir, config, environment_record(argv))
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    else:
-        _check_fits(config, len(config.seeds))
+    out_dir = _prepare_compare(args, argv, default_out, resumed)
     return _train_and_report(out_dir, program_cache, args.allow_version_change)
+
+
+def _prepare_compare(args: argparse.Namespace, argv, default_out: Path, resumed=None) -> Path:
+    """Checks a resumed run (``resumed``: its checked config) or creates a new run's folder."""
+    from fibjax import compare
+
+    if args.resume is not None:
+        config = _check_resume(args) if resumed is None else resumed
+        _check_fits(config, len(config.seeds))
+        return args.resume
+    out_dir = args.out or default_out
+    _check_fits(compare_config_from(args, seeds=(0,)), _seed_count(args))
+    try:
+        compare.prepare_out_dir(out_dir, compare_config_from(args), environment_record(argv))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return out_dir
 
 
 LARGE_RUN = 10_000  # seeds from which fibjax compare says what it does before JAX starts
@@ -582,24 +709,30 @@ def _catch_ctrl_c() -> Iterator[dict[str, bool]]:
 
 
 def _train_and_report(
-    out_dir: Path, program_cache: Path | None, allow_version_change: bool = False
+    out_dir: Path, program_cache: Path | None, allow_version_change: bool = False, peers=None
 ) -> int:
-    from fibjax import compare, storage
+    from fibjax import compare, distributed, storage
     from fibjax.progress import Progress
 
+    peers = distributed.Peers() if peers is None else peers
     preload = _Preload("fibjax.report")
     saved: list[str] = []
     try:
-        with Progress() as progress, _catch_ctrl_c() as ctrl_c:
+        # Process 0 alone shows the phases and writes; the others train their share quietly.
+        stream = None if peers.main else open(os.devnull, "w")  # noqa: SIM115
+        with Progress(stream) as progress, _catch_ctrl_c() as ctrl_c:
             try:
                 arms = compare.run_comparison(
                     out_dir,
                     progress=progress,
                     on_saved=saved.append,
                     program_cache=program_cache,
-                    on_training=preload.start,
+                    on_training=preload.start if peers.main else None,
                     allow_version_change=allow_version_change,
+                    peers=peers,
                 )
+                if not peers.main:
+                    return 0
                 if ctrl_c["hit"]:  # pressed, but swallowed on the way
                     raise KeyboardInterrupt
             except KeyboardInterrupt:
@@ -609,7 +742,7 @@ def _train_and_report(
                     f"saved in {out_dir}: {what}. Continue with: fibjax compare --resume {out_dir}"
                 )
                 return 130
-            except storage.ResultFileError as error:
+            except (storage.ResultFileError, distributed.PeerError) as error:
                 raise UsageError(str(error)) from None
             progress.phase("writing the report")
             try:
@@ -625,6 +758,7 @@ def _train_and_report(
                 return 130
     finally:
         _join_quietly(preload)  # no import left half done when the interpreter shuts down
+    peers.finish()
     print(summary_table(summary))
     print(f"\nReport: {Path(out_dir) / 'report.md'}")
     return 0
@@ -723,10 +857,14 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    from fibjax import supervisor
+
+    worker = supervisor.attach_worker_streams()
     _tolerate_output_encoding()
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        args.worker = worker
         return args.handler(args)
     except UsageError as error:
         print(f"fibjax: error: {error}", file=sys.stderr)

@@ -24,6 +24,7 @@ from flax.traverse_util import flatten_dict
 
 from fibjax import provenance, storage
 from fibjax.data import DataConfig, FibonacciData, windows_from_config
+from fibjax.distributed import Peers
 from fibjax.models import (
     BASELINE,
     DEFAULT_CELL,
@@ -413,8 +414,13 @@ def run_comparison(
     program_cache: Path | None = None,
     on_training: Callable[[str], None] | None = None,
     allow_version_change: bool = False,
+    peers: Peers | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Trains every arm of the run in ``out_dir`` that is not saved yet, saving each at once.
+
+    In a run across processes (``peers``), process 0 reads the folder and says what is left to
+    train; every process trains it, with the seeds sharded over all their devices, and process
+    0 alone saves.
 
     Args:
       out_dir: a folder made by :func:`prepare_out_dir` (or an interrupted run's folder).
@@ -425,18 +431,30 @@ def run_comparison(
         work while this process only waits.
       allow_version_change: resume under other code than the run began with
         (:func:`open_for_resume`).
+      peers: this process among those of a distributed run (default: the only one).
 
     Returns:
-      Every arm's arrays by label.
+      Every arm's arrays by label (on process 0; nothing on the others).
     """
-    config, _, arms = open_for_resume(out_dir, allow_version_change)
+    peers = Peers() if peers is None else peers
+    arms: dict[str, dict[str, Any]] = {}
+
+    def plan() -> dict[str, Any]:
+        config, _, saved = open_for_resume(out_dir, allow_version_change)
+        arms.update(saved)
+        todo = [label for label, _, _ in config.arms() if label not in saved]
+        return {"config": config.to_dict(), "todo": todo}
+
+    decided = peers.decide(plan, (storage.ResultFileError,))
+    config = config_from_dict(decided["config"])
     data = windows_from_config(config.data)
     for label, model, seeds in config.arms():
-        if label in arms:
+        if label not in decided["todo"]:
             continue
-        arms[label] = train_arm(
-            config, data, label, model, seeds, progress, program_cache, on_training
-        )
+        trained = train_arm(config, data, label, model, seeds, progress, program_cache, on_training)
+        if not peers.main:
+            continue  # process 0 keeps the results
+        arms[label] = trained
         storage.write_npz(arm_path(out_dir, label), arms[label])
         if on_saved is not None:
             on_saved(label)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -36,7 +37,11 @@ def default_cache_dir() -> Path | None:
 
 
 def configure(
-    *, cache_dir: Path | None, cpu_devices: int | None = None, option: str = "--cpu-devices"
+    *,
+    cache_dir: Path | None,
+    cpu_devices: int | None = None,
+    option: str = "--cpu-devices",
+    distributed: Any = None,
 ) -> bool:
     """Turns on JAX's persistent compilation cache and splits the CPU into devices.
 
@@ -48,6 +53,8 @@ def configure(
       cpu_devices: CPU devices to expose (default: one per core), so that the seed axis is
         sharded over every core; XLA runs one training loop on one core.
       option: how errors name ``cpu_devices`` (the command line's option by default).
+      distributed: a :class:`fibjax.distributed.DistributedConfig`; when enabled, this process
+        joins the others (:func:`fibjax.distributed.initialize`) before JAX starts.
     """
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +74,10 @@ def configure(
                 f"{option}={cpu_devices}: JAX has started already with"
                 f" {len(jax.devices('cpu'))} CPU device(s); set it before the first computation"
             ) from None
+    if distributed is not None and distributed.enabled:
+        from fibjax import distributed as distributed_lib
+
+        distributed_lib.initialize(distributed)
     check_environment()
     return devices_set
 

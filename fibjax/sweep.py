@@ -30,6 +30,7 @@ from flax.traverse_util import flatten_dict
 
 from fibjax import provenance, storage
 from fibjax.data import DataConfig, windows_from_config
+from fibjax.distributed import Peers
 from fibjax.models import BASELINE, POOLINGS, cell_entry, pooling_entry
 from fibjax.train import TrainConfig, check_seeds, compile_seeds
 
@@ -471,8 +472,12 @@ def run_sweep(
     done: SweepProgress | None = None,
     program_cache: Path | None = None,
     allow_version_change: bool = False,
+    peers: Peers | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Trains every arm of the sweep (or shard) in ``out_dir`` not saved yet, saving each.
+
+    Across processes (``peers``), process 0 reads the folder and says what is left; every
+    process trains it on the devices of all, and process 0 alone saves.
 
     Arms that share a program (:meth:`Arm.program`) are trained one after another on one
     compiled program; each is saved as soon as it finishes.
@@ -483,21 +488,35 @@ def run_sweep(
       done: filled in as the sweep goes (arms saved, programs compiled, seconds).
       program_cache: where traced training programs are kept between runs, or ``None``.
       allow_version_change: resume under other code than the sweep began with.
+      peers: this process among those of a distributed run (default: the only one).
 
     Returns:
-      Every arm's arrays (of this shard) by name.
+      Every arm's arrays (of this shard) by name (on process 0; nothing on the others).
     """
     done = SweepProgress() if done is None else done
-    config, record, arms = open_for_resume(out_dir, allow_version_change)
-    todo = [arm for arm in shard_arms(config, record["shard"]) if arm.name not in arms]
+    peers = Peers() if peers is None else peers
+    arms: dict[str, dict[str, Any]] = {}
+
+    def plan() -> dict[str, Any]:
+        config, record, saved = open_for_resume(out_dir, allow_version_change)
+        arms.update(saved)
+        todo = [arm.name for arm in shard_arms(config, record["shard"]) if arm.name not in saved]
+        return {"config": config.to_dict(), "shard": record["shard"], "todo": todo}
+
+    decided = peers.decide(plan, (storage.ResultFileError,))
+    config = config_from_dict(decided["config"])
+    shard = None if decided["shard"] is None else tuple(decided["shard"])
+    todo = [arm for arm in shard_arms(config, shard) if arm.name in decided["todo"]]
     for _, group in itertools.groupby(todo, key=Arm.program):
         group = list(group)
         run = _compile(config, group[0], progress, done, program_cache)
         for arm in group:
             if progress is not None:
                 progress.phase(f"training {arm.name} (arm {len(done.saved) + 1} of {len(todo)})")
-            arms[arm.name] = _train_arm(config, arm, run, done)
-            storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
+            trained = _train_arm(config, arm, run, done)
+            if peers.main:  # process 0 keeps the results
+                arms[arm.name] = trained
+                storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
             done.saved.append(arm.name)
     return arms
 

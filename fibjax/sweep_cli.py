@@ -7,6 +7,7 @@ with status 2 (:class:`fibjax.cli.UsageError`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         help="let --resume train under other code than the sweep began with",
     )
     cli.add_runtime_options(parser)
+    cli.add_distributed_options(parser)
 
 
 def config_fields(args: argparse.Namespace) -> dict[str, object]:
@@ -129,26 +131,57 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     Everything that can be refused is refused before any training.
     """
+    dist = cli.distributed_config(args)
+    default_out = Path("results") / time.strftime("sweep-%Y%m%d-%H%M%S")
+    if dist.enabled and not args.worker:
+        return cli.supervised(args, dist, default_out)
+    if args.resume is None:
+        _new_sweep(args)  # every option, before JAX starts
+    if dist.enabled:
+        peers, out_dir = cli.across_processes(
+            args, dist, lambda: _prepare_sweep(args, default_out)[0]
+        )
+        status = cli.while_joined(
+            dist, lambda: _train_and_report(out_dir, None, None, args.allow_version_change, peers)
+        )
+        return status if peers.main or status else cli.share_done(peers, out_dir)
+    resumed = None if args.resume is None else _check_resume(args)  # before JAX starts
+    program_cache = cli.configure_runtime(args)
+    out_dir, shard = _prepare_sweep(args, default_out, resumed)
+    return _train_and_report(out_dir, shard, program_cache, args.allow_version_change)
+
+
+def _new_sweep(args: argparse.Namespace):
+    """The configuration and shard of a new sweep's options."""
+    from fibjax import sweep
+
+    try:
+        config = sweep.SweepConfig(**config_fields(args))
+        return config, None if args.shard is None else sweep.parse_shard(args.shard)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _prepare_sweep(args: argparse.Namespace, default_out: Path, resumed=None):
+    """Checks a resumed sweep (``resumed``: its checked config and shard) or creates a new one.
+
+    Returns:
+      ``(out_dir, shard)``.
+    """
     from fibjax import sweep
 
     if args.resume is not None:
-        out_dir = args.resume
-        config, shard = _check_resume(args)
-    else:
-        try:
-            config = sweep.SweepConfig(**config_fields(args))
-            shard = None if args.shard is None else sweep.parse_shard(args.shard)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        out_dir = args.out or Path("results") / time.strftime("sweep-%Y%m%d-%H%M%S")
-    program_cache = cli.configure_runtime(args)
+        config, shard = _check_resume(args) if resumed is None else resumed
+        _check_fits(config)
+        return args.resume, shard
+    config, shard = _new_sweep(args)
+    out_dir = args.out or default_out
     _check_fits(config)
-    if args.resume is None:
-        try:
-            sweep.prepare_out_dir(out_dir, config, cli.environment_record(args.argv), shard)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    return _train_and_report(out_dir, shard, program_cache, args.allow_version_change)
+    try:
+        sweep.prepare_out_dir(out_dir, config, cli.environment_record(args.argv), shard)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return out_dir, shard
 
 
 def _check_fits(config) -> None:
@@ -226,12 +259,17 @@ def _first_difference(saved, asked, saved_shard, asked_shard) -> str | None:
     return None
 
 
-def _train_and_report(out_dir: Path, shard, program_cache, allow_version_change: bool) -> int:
-    from fibjax import storage, sweep
+def _train_and_report(
+    out_dir: Path, shard, program_cache, allow_version_change: bool, peers=None
+) -> int:
+    from fibjax import distributed, storage, sweep
     from fibjax.progress import Progress
 
+    peers = distributed.Peers() if peers is None else peers
     done = sweep.SweepProgress()
-    with Progress() as progress, cli._catch_ctrl_c() as ctrl_c:
+    # Process 0 alone shows the phases and writes; the others train their share quietly.
+    stream = None if peers.main else open(os.devnull, "w")  # noqa: SIM115
+    with Progress(stream) as progress, cli._catch_ctrl_c() as ctrl_c:
         try:
             sweep.run_sweep(
                 out_dir,
@@ -239,9 +277,12 @@ def _train_and_report(out_dir: Path, shard, program_cache, allow_version_change:
                 done=done,
                 program_cache=program_cache,
                 allow_version_change=allow_version_change,
+                peers=peers,
             )
             if ctrl_c["hit"]:
                 raise KeyboardInterrupt
+            if not peers.main:
+                return 0
         except KeyboardInterrupt:
             progress.close()
             what = ", ".join(done.saved) if done.saved else "no new arm"
@@ -249,10 +290,12 @@ def _train_and_report(out_dir: Path, shard, program_cache, allow_version_change:
                 f"saved in {out_dir}: {what}. Continue with: fibjax sweep --resume {out_dir}"
             )
             return 130
-        except storage.ResultFileError as error:
+        except (storage.ResultFileError, distributed.PeerError) as error:
             raise UsageError(str(error)) from None
         progress.close()
+        peers.finish()  # every process has trained its share; process 0 writes alone
         print(_work_line(done), file=sys.stderr)
+        shard = sweep.load_sweep(out_dir)[1]["shard"] if peers.count > 1 else shard
         if shard is not None:
             k, n = shard
             print(

@@ -1,0 +1,226 @@
+"""One run across processes (jax.distributed): two local processes on 127.0.0.1, CPU and Gloo.
+
+Every multi-process test is bounded in time: the processes run under ``timeout``, with short
+join and heartbeat timeouts, so the suite cannot hang on a lost peer.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fibjax import cli, distributed, supervisor
+
+SMALL = ["--seeds", "6", "--epochs", "2", "--n-terms", "80", "--window", "6"]
+TIMEOUTS = ["--join-timeout", "60", "--heartbeat-timeout", "5"]
+LIMIT = 240  # seconds any one process may take
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(args, process_id: int, port: int, n: int = 2, **kwargs) -> subprocess.Popen:
+    """``fibjax ARGS`` as process ``process_id`` of ``n`` on 127.0.0.1, one CPU device each."""
+    where = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n)]
+    command = [*map(str, args), "--cpu-devices", "1", *TIMEOUTS, *where]
+    return subprocess.Popen(
+        [sys.executable, "-m", "fibjax", *command, "--process-id", str(process_id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+        **kwargs,
+    )
+
+
+def run_two(args) -> list[tuple[int, str, str]]:
+    """Runs ``fibjax ARGS`` as two joined processes; each one's (status, stdout, stderr)."""
+    port = free_port()
+    processes = [start(args, i, port) for i in range(2)]
+    return [(p.wait(LIMIT), *p.communicate()) for p in processes]
+
+
+def run_one(args, devices: int) -> subprocess.CompletedProcess:
+    command = [*map(str, args), "--cpu-devices", str(devices)]
+    return subprocess.run(
+        [sys.executable, "-m", "fibjax", *command],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command, table",
+    [
+        (["compare", *SMALL], "results.csv"),
+        (
+            ["sweep", "--cell", "simple", "--models", "attention", "--window", "6"]
+            + ["--scaling", "minmax", *SMALL],
+            "sweep.csv",
+        ),
+    ],
+    ids=["compare", "sweep"],
+)
+def test_two_processes_give_what_one_process_gives(command, table, tmp_path):
+    spread = run_two([*command, "--out", tmp_path / "two"])
+    for status, _out, err in spread:
+        assert status == 0, err
+    assert "Report:" in spread[0][1]
+    # The other process trains its share, writes nothing and says where process 0 wrote.
+    assert spread[1][1].strip() == (
+        f"process 1 of 2: trained its share of the seeds; process 0 wrote the results to"
+        f" {tmp_path / 'two'}"
+    )
+    assert spread[1][2] == ""
+    alone = {}
+    for devices in (2, 1):
+        done = run_one([*command, "--out", tmp_path / f"one-{devices}"], devices)
+        assert done.returncode == 0, done.stderr
+        alone[devices] = (tmp_path / f"one-{devices}" / table).read_bytes()
+    # Bit for bit, however the seeds were spread over processes and devices.
+    assert (tmp_path / "two" / table).read_bytes() == alone[2] == alone[1]
+
+
+@pytest.mark.slow
+def test_a_lost_process_stops_the_other_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    args = ["compare", "--seeds", "6", "--epochs", "400", "--n-terms", "80", "--window", "6"]
+    port = free_port()
+    main = start([*args, "--out", out], 0, port)
+    other = start([*args, "--out", out], 1, port)
+    try:
+        deadline = time.monotonic() + LIMIT
+        # Wait until both train: process 0 saves nothing before its first arm is trained.
+        while not (out / "run.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(4)  # compiling; a lost process while training or compiling is the same
+        other.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        status = main.wait(timeout=60)
+        waited = time.monotonic() - killed_at
+        _, err = main.communicate()
+    finally:
+        for process in (main, other):
+            if process.poll() is None:
+                process.kill()
+    assert status == 1, err
+    assert waited < 40  # the heartbeat timeout (5 s) and the runtime's reaction
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("fibjax: error: process 0 of 2 stopped: process 1 was lost")
+    assert f"fibjax compare --resume {out}" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+    # Only whole files: run.json, and an arm only if it was saved before the loss.
+    names = sorted(p.name for p in out.iterdir())
+    assert set(names) <= {"run.json", "arm_attention.npz", "arm_vanilla.npz"}, names
+    resumed = cli.main(["compare", "--resume", str(out), "--no-cache"])
+    assert resumed == 0
+    assert (out / "results.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_process_that_never_joins_gives_one_line(tmp_path):
+    out = tmp_path / "run"
+    alone = start(["compare", *SMALL, "--out", out, "--join-timeout", "3"], 0, free_port())
+    status = alone.wait(timeout=LIMIT)
+    _, err = alone.communicate()
+    assert status == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "did not all join in time" in err
+    assert not out.exists()
+
+
+def test_a_port_in_use_or_a_bad_coordinator_gives_one_line(capsys):
+    with socket.socket() as holder:
+        holder.bind(("", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        where = ["--num-processes", "2", "--process-id", "0"]
+        assert cli.main(["compare", "--coordinator", f"127.0.0.1:{port}", *where]) == 2
+    assert "cannot listen on port" in capsys.readouterr().err
+    for coordinator, message in [
+        ("no-such-host.invalid:1234", "not found"),
+        ("127.0.0.1:99999", "HOST:PORT"),
+        ("127.0.0.1", "HOST:PORT"),
+    ]:
+        assert cli.main(["sweep", "--coordinator", coordinator, *where]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize(
+    "options, environ, message",
+    [
+        ({"coordinator": "h:1"}, {}, "missing --num-processes, --process-id"),
+        ({"coordinator": "h:1", "num_processes": 2, "process_id": 2}, {}, "process-id"),
+        ({"num_processes": 0, "process_id": 0, "coordinator": "h:1"}, {}, "num-processes"),
+        ({"distributed": "off", "coordinator": "h:1"}, {}, "conflicts"),
+        ({}, {"FIBJAX_NUM_PROCESSES": "two"}, "FIBJAX_NUM_PROCESSES"),
+        ({"distributed": "auto", "heartbeat_timeout": 0}, {}, "heartbeat-timeout"),
+    ],
+)
+def test_bad_distributed_options(options, environ, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.from_options(options, environ=environ)
+
+
+def test_options_win_over_the_environment():
+    environ = {
+        "FIBJAX_COORDINATOR": "a:1",
+        "FIBJAX_NUM_PROCESSES": "4",
+        "FIBJAX_PROCESS_ID": "3",
+        "FIBJAX_HEARTBEAT_TIMEOUT": "7",
+    }
+    config = distributed.from_options({"process_id": 1}, environ=environ)
+    assert config == distributed.DistributedConfig("explicit", "a:1", 4, 1, 300, 7)
+    assert config.address() == ("a", 1)
+    assert distributed.from_options({}, environ={}).enabled is False
+    auto = distributed.from_options({"distributed": "auto"}, environ={})
+    assert (auto.mode, auto.coordinator) == ("auto", None)
+    assert distributed.DistributedConfig(coordinator="[::1]:80").address() == ("::1", 80)
+
+
+@pytest.mark.parametrize(
+    "log, status, words",
+    [
+        (
+            "E1128 coordination_service.cc] The following tasks are unhealthy (stopped sending"
+            " heartbeats):\n2\n3\nThe tasks have crashed.",
+            1,
+            "processes 2, 3 were lost",
+        ),
+        (
+            "F1128 client.h:80] Terminating process ... UNAVAILABLE: Failed to send RPC to"
+            " coordination service. Either the leader task was preempted/died/restarted",
+            1,
+            "process 0, the coordinator, was lost",
+        ),
+        (
+            "F1128 client.h:80] DEADLINE_EXCEEDED: Deadline Exceeded\nRPC:"
+            " /xla.coordination.CoordinationService/RegisterTask",
+            2,
+            "did not all join",
+        ),
+        ("", 1, "stopped by signal SIGKILL"),
+    ],
+)
+def test_what_the_runtime_says_becomes_one_line(log, status, words):
+    code, line = supervisor.diagnose(log, "process 1 of 4", signal.SIGKILL)
+    assert code == status
+    assert words in line and "\n" not in line
+
+
+def test_one_process_decides_alone():
+    peers = distributed.Peers()
+    assert peers.main and peers.decide(lambda: {"todo": ["a"]}) == {"todo": ["a"]}
+    with pytest.raises(KeyError):
+        peers.decide(lambda: {}["missing"], (KeyError,))
