@@ -16,7 +16,6 @@ import pytest
 from fibjax import cli, distributed, supervisor
 
 SMALL = ["--seeds", "6", "--epochs", "2", "--n-terms", "80", "--window", "6"]
-TIMEOUTS = ["--join-timeout", "60", "--heartbeat-timeout", "5"]
 LIMIT = 240  # seconds any one process may take
 
 
@@ -26,36 +25,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(args, process_id: int, port: int, n: int = 2, **kwargs) -> subprocess.Popen:
-    """``fibjax ARGS`` as process ``process_id`` of ``n`` on 127.0.0.1, one CPU device each."""
-    where = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n)]
-    command = [*map(str, args), "--cpu-devices", "1", *TIMEOUTS, *where]
+def fibjax(args) -> subprocess.Popen:
+    """``python -m fibjax ARGS``, started; its output in pipes."""
     return subprocess.Popen(
-        [sys.executable, "-m", "fibjax", *command, "--process-id", str(process_id)],
+        [sys.executable, "-m", "fibjax", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
-        **kwargs,
     )
 
 
-def run_two(args) -> list[tuple[int, str, str]]:
-    """Runs ``fibjax ARGS`` as two joined processes; each one's (status, stdout, stderr)."""
-    port = free_port()
-    processes = [start(args, i, port) for i in range(2)]
-    return [(p.wait(LIMIT), *p.communicate()) for p in processes]
-
-
-def run_one(args, devices: int) -> subprocess.CompletedProcess:
-    command = [*map(str, args), "--cpu-devices", str(devices)]
-    return subprocess.run(
-        [sys.executable, "-m", "fibjax", *command],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT,
-        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+def joined(args, process_id: int, port: int, join_timeout: int = 60) -> subprocess.Popen:
+    """``fibjax ARGS`` as process ``process_id`` of 2 on 127.0.0.1, with one CPU device."""
+    return fibjax(
+        [*args, "--cpu-devices", "1", "--coordinator", f"127.0.0.1:{port}"]
+        + ["--num-processes", "2", "--process-id", process_id, "--heartbeat-timeout", 5]
+        + ["--join-timeout", join_timeout]
     )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=LIMIT)
+    return process.returncode, out, err
 
 
 @pytest.mark.slow
@@ -72,23 +64,30 @@ def run_one(args, devices: int) -> subprocess.CompletedProcess:
     ids=["compare", "sweep"],
 )
 def test_two_processes_give_what_one_process_gives(command, table, tmp_path):
-    spread = run_two([*command, "--out", tmp_path / "two"])
-    for status, _out, err in spread:
-        assert status == 0, err
-    assert "Report:" in spread[0][1]
+    port = free_port()
+    runs = {
+        "two": [joined([*command, "--out", tmp_path / "two"], i, port) for i in range(2)],
+        # Started together: the machine's cores are shared, the time is not added up.
+        **{
+            f"one-{n}": [fibjax([*command, "--out", tmp_path / f"one-{n}", "--cpu-devices", n])]
+            for n in (2, 1)
+        },
+    }
+    done = {name: [finish(p) for p in processes] for name, processes in runs.items()}
+    for results in done.values():
+        for status, _, err in results:
+            assert status == 0, err
+    (_, main_out, _), (_, other_out, other_err) = done["two"]
+    assert "Report:" in main_out
     # The other process trains its share, writes nothing and says where process 0 wrote.
-    assert spread[1][1].strip() == (
+    assert other_out.strip() == (
         f"process 1 of 2: trained its share of the seeds; process 0 wrote the results to"
         f" {tmp_path / 'two'}"
     )
-    assert spread[1][2] == ""
-    alone = {}
-    for devices in (2, 1):
-        done = run_one([*command, "--out", tmp_path / f"one-{devices}"], devices)
-        assert done.returncode == 0, done.stderr
-        alone[devices] = (tmp_path / f"one-{devices}" / table).read_bytes()
+    assert other_err == ""
     # Bit for bit, however the seeds were spread over processes and devices.
-    assert (tmp_path / "two" / table).read_bytes() == alone[2] == alone[1]
+    tables = {name: (tmp_path / name / table).read_bytes() for name in runs}
+    assert tables["two"] == tables["one-2"] == tables["one-1"]
 
 
 @pytest.mark.slow
@@ -96,8 +95,8 @@ def test_a_lost_process_stops_the_other_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = ["compare", "--seeds", "6", "--epochs", "400", "--n-terms", "80", "--window", "6"]
     port = free_port()
-    main = start([*args, "--out", out], 0, port)
-    other = start([*args, "--out", out], 1, port)
+    main = joined([*args, "--out", out], 0, port)
+    other = joined([*args, "--out", out], 1, port)
     try:
         deadline = time.monotonic() + LIMIT
         # Wait until both train: process 0 saves nothing before its first arm is trained.
@@ -130,7 +129,7 @@ def test_a_lost_process_stops_the_other_and_resume_finishes(tmp_path):
 @pytest.mark.slow
 def test_a_process_that_never_joins_gives_one_line(tmp_path):
     out = tmp_path / "run"
-    alone = start(["compare", *SMALL, "--out", out, "--join-timeout", "3"], 0, free_port())
+    alone = joined(["compare", *SMALL, "--out", out], 0, free_port(), join_timeout=3)
     status = alone.wait(timeout=LIMIT)
     _, err = alone.communicate()
     assert status == 2
