@@ -898,7 +898,12 @@ def exit_quickly(code: int) -> NoReturn:
     the standard streams are flushed. For the command line's entry points only: a program
     that calls :func:`main` keeps its own teardown.
     """
-    atexit._run_exitfuncs()  # what teardown would have run first (logging, coverage, ...)
+    jax = sys.modules.get("jax")
+    if not (code and jax is not None and jax.distributed.is_initialized()):
+        atexit._run_exitfuncs()  # what teardown would have run first (logging, coverage, ...)
+    # else a process of a distributed run that failed or was interrupted: JAX's teardown would
+    # wait for the others at a shutdown barrier and then abort; they learn of the end from the
+    # closed connection instead.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
