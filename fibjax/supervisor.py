@@ -90,6 +90,9 @@ def supervise(
     sys.stdout.flush()
     terminal = (os.dup(1), os.dup(2))
     env = dict(os.environ, **{WORKER_ENV: ",".join(map(str, terminal))})
+    # The worker imports this same fibjax, installed or not (experiments/ scripts add its path).
+    here = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     child = subprocess.Popen(
         [sys.executable, "-m", "fibjax", *argv],
         stdout=subprocess.PIPE,
