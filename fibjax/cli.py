@@ -174,7 +174,7 @@ def across_processes(args: argparse.Namespace, config, prepare) -> tuple[Any, Pa
     configure_runtime(args, config)
     peers = distributed.Peers.of_jax()
     try:
-        out_dir = peers.decide(lambda: str(prepare()), (UsageError,))
+        out_dir = peers.decide(lambda: str(prepare()), (UsageError, OSError))
     except distributed.PeerError as error:
         raise UsageError(str(error)) from None
     return peers, Path(out_dir)
