@@ -110,3 +110,16 @@ def holm_step_down(p):
     out = np.empty_like(p)
     out[order] = stepped
     return out
+
+
+# A comparison small enough to compile and run in seconds, and the figures one draws
+# (tests/test_compare.py and tests/test_compare_family.py).
+PNG = b"\x89PNG\r\n\x1a\n"
+QUICK = ["--seeds", "3", "--epochs", "2", "--n-terms", "80", "--window", "6"]
+FIGURES = [
+    "learning_curves.png",
+    "test_mse.png",
+    "attention_by_step.png",
+    "attention_heatmap.png",
+    "predictions.png",
+]
