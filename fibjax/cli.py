@@ -9,6 +9,7 @@ import argparse
 import atexit
 import contextlib
 import importlib
+import io
 import os
 import signal
 import sys
@@ -163,21 +164,28 @@ def supervised(args: argparse.Namespace, config, default_out: Path) -> int:
     return supervisor.supervise(argv, process, out_dir, resume)
 
 
-def across_processes(args: argparse.Namespace, config, prepare) -> tuple[Any, Path]:
-    """Joins the other processes; process 0 runs ``prepare()``, whose folder every process gets.
+def run_across(
+    args: argparse.Namespace,
+    config,
+    prepare: Callable[[], Path],
+    train: Callable[[Path, Any], int],
+) -> int:
+    """Runs a command as one process of several; the status of this process.
 
-    Returns:
-      ``(peers, out_dir)``: this process among the others, and process 0's run folder.
+    Joins the others; process 0 runs ``prepare()`` (checks, the run folder), whose folder
+    every process gets; every process runs ``train(out_dir, peers)``; the processes other than
+    0 then wait for it and say where it wrote.
     """
     from fibjax import distributed
 
     configure_runtime(args, config)
     peers = distributed.Peers.of_jax()
     try:
-        out_dir = peers.decide(lambda: str(prepare()), (UsageError, OSError))
+        out_dir = Path(peers.decide(lambda: str(prepare()), (UsageError, OSError)))
     except distributed.PeerError as error:
         raise UsageError(str(error)) from None
-    return peers, Path(out_dir)
+    status = while_joined(config, lambda: train(out_dir, peers))
+    return status if peers.main or status else share_done(peers, out_dir)
 
 
 def while_joined(config, work: Callable[[], int]) -> int:
@@ -492,13 +500,14 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
             where = args.out or default_out
             print(f"preparing a run of {n_seeds} seeds in {where} ...", file=sys.stderr)
     if dist.enabled:
-        peers, out_dir = across_processes(
-            args, dist, lambda: _prepare_compare(args, argv, default_out)
+        return run_across(
+            args,
+            dist,
+            lambda: _prepare_compare(args, argv, default_out),
+            lambda out_dir, peers: _train_and_report(
+                out_dir, None, args.allow_version_change, peers
+            ),
         )
-        status = while_joined(
-            dist, lambda: _train_and_report(out_dir, None, args.allow_version_change, peers)
-        )
-        return status if peers.main or status else share_done(peers, out_dir)
     resumed = None if args.resume is None else _check_resume(args)  # before JAX starts
     program_cache = configure_runtime(args)
     out_dir = _prepare_compare(args, argv, default_out, resumed)
@@ -719,8 +728,7 @@ def _train_and_report(
     saved: list[str] = []
     try:
         # Process 0 alone shows the phases and writes; the others train their share quietly.
-        stream = None if peers.main else open(os.devnull, "w")  # noqa: SIM115
-        with Progress(stream) as progress, _catch_ctrl_c() as ctrl_c:
+        with Progress(None if peers.main else io.StringIO()) as progress, _catch_ctrl_c() as ctrl_c:
             try:
                 arms = compare.run_comparison(
                     out_dir,

@@ -7,7 +7,7 @@ with status 2 (:class:`fibjax.cli.UsageError`).
 from __future__ import annotations
 
 import argparse
-import os
+import io
 import sys
 import time
 from collections.abc import Sequence
@@ -138,13 +138,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.resume is None:
         _new_sweep(args)  # every option, before JAX starts
     if dist.enabled:
-        peers, out_dir = cli.across_processes(
-            args, dist, lambda: _prepare_sweep(args, default_out)[0]
+        return cli.run_across(
+            args,
+            dist,
+            lambda: _prepare_sweep(args, default_out)[0],
+            lambda out_dir, peers: _train_and_report(
+                out_dir, None, None, args.allow_version_change, peers
+            ),
         )
-        status = cli.while_joined(
-            dist, lambda: _train_and_report(out_dir, None, None, args.allow_version_change, peers)
-        )
-        return status if peers.main or status else cli.share_done(peers, out_dir)
     resumed = None if args.resume is None else _check_resume(args)  # before JAX starts
     program_cache = cli.configure_runtime(args)
     out_dir, shard = _prepare_sweep(args, default_out, resumed)
@@ -268,8 +269,7 @@ def _train_and_report(
     peers = distributed.Peers() if peers is None else peers
     done = sweep.SweepProgress()
     # Process 0 alone shows the phases and writes; the others train their share quietly.
-    stream = None if peers.main else open(os.devnull, "w")  # noqa: SIM115
-    with Progress(stream) as progress, cli._catch_ctrl_c() as ctrl_c:
+    with Progress(None if peers.main else io.StringIO()) as progress, cli._catch_ctrl_c() as ctrl_c:
         try:
             sweep.run_sweep(
                 out_dir,

@@ -178,7 +178,7 @@ def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     return seeds
 
 
-def seed_keys(seeds: Sequence[int]) -> jax.Array:
+def seed_keys(seeds: Sequence[int] | jax.Array) -> jax.Array:
     """One PRNG key per seed: seed ``s`` means ``jax.random.key(s)``; ``key<fry>[n_seeds]``."""
     return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
 
@@ -647,7 +647,7 @@ def _seeds_program(
     def train_seeds(local_seeds, rates, windows):
         # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
-        local_keys = jax.vmap(jax.random.key)(local_seeds)
+        local_keys = seed_keys(local_seeds)
         batch_size = chunk or local_seeds.shape[0]
 
         def at_rate(learning_rate):
