@@ -31,6 +31,7 @@ from fibjax import progress as progress_lib
 from fibjax.data import FibonacciData
 from fibjax.models import cell_entry, make_model, pooling_entry
 from fibjax.optim import OPTIMIZERS, make_optimizer
+from fibjax.sorting import sort_numbers
 
 MAX_COUNT = 2**31 - 1
 
@@ -191,7 +192,8 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     XLA's CPU runtime sorts one array of numbers about five times faster than key-value pairs,
     and the permutation had taken about a quarter of a training epoch. Equal random bits keep
     their index order, so, as JAX does, the sort is repeated until ties are negligible: rounds
-    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits.
+    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits. Under ``vmap`` over seeds the rows are
+    sorted together (:func:`fibjax.sorting.sort_numbers`), with the same result.
 
     Args:
       key: a ``jax.random.key``.
@@ -214,7 +216,7 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     order = index
     for round_key in jax.random.split(key, rounds):
         noise = jax.random.bits(round_key, (n,), jnp.uint32) & ~low
-        order = order[jax.lax.sort(noise | index) & low]
+        order = order[sort_numbers(noise | index) & low]
     return order.astype(jnp.int32)
 
 
