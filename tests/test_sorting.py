@@ -19,8 +19,8 @@ def numbers(rows: int, n: int, seed: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 826, 1024, 1025])
-@pytest.mark.parametrize("rows", [1, 7, NETWORK_ROWS, NETWORK_ROWS + 3])
+@pytest.mark.parametrize("n", [1, 2, 17, 826, 1024, 1025])
+@pytest.mark.parametrize("rows", [7, NETWORK_ROWS + 3])
 def test_rows_sorted_under_vmap_equal_numpy(rows, n):
     x = numbers(rows, n, seed=rows * 10_000 + n)
     got = jax.jit(jax.vmap(sort_numbers))(x)
@@ -38,5 +38,6 @@ def test_batched_shuffle_equals_one_seed_at_a_time():
     # Under vmap the shuffle sorts through the network; alone, through jax.lax.sort.
     keys = jax.random.split(jax.random.key(7), NETWORK_ROWS)
     batched = jax.jit(jax.vmap(lambda k: shuffled_order(k, 826)))(keys)
-    alone = jnp.stack([shuffled_order(k, 826) for k in keys[:5]])
+    one = jax.jit(lambda k: shuffled_order(k, 826))
+    alone = jnp.stack([one(k) for k in keys[:5]])
     np.testing.assert_array_equal(np.asarray(batched[:5]), np.asarray(alone))
