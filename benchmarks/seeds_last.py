@@ -7,7 +7,9 @@ contiguous axis, and XLA's CPU loops run over axes of length 1 or 2. Here the sa
 ``fibjax.train.shuffled_order``, Keras's Adam) is written by hand for a chunk of seeds with the
 seed axis last: every parameter, state and gradient is a contiguous ``[seeds]`` vector, the
 time loops carry one vector per unit, and the backward pass is written out. Two layouts of the
-parameters are timed: a tuple of 11 vectors, and one ``[11, seeds]`` array for Adam.
+parameters are timed: a tuple of 11 vectors, one ``[11, seeds]`` array, and the array with the step
+cut into three always-true ``lax.cond`` blocks (forward, backward, Adam), which keeps the kernels of
+the step's body few enough for XLA's CPU runtime to run them in order (benchmarks/NOTES.md).
 
 It first checks that the hand-written training gives fibjax's weights (to float32 rounding, on a
 short series), then times it against ``fibjax.train.compile_seeds`` in one process, interleaved,
@@ -62,34 +64,62 @@ def unpack(p):
     return p[0], (p[1], p[2]), (p[3], p[4]), (p[5], p[6]), ((p[7], p[8]), (p[9], p[10]))
 
 
-def loss_and_grads(p, x, y):
-    """Squared error and its gradient, one window per seed: ``x [time, seeds]``, ``y [seeds]``."""
+def forward_pass(p, x_all, index, y_all):
+    """The window ``index [seeds]`` of each seed through the model: ``x [time, seeds]``, the last
+    state, every state, the squared error and its derivative at the head's pre-activation."""
     import jax
     import jax.numpy as jnp
 
     head_b, head_k, b, w, u = unpack(p)
     units = range(len(b))
+    x, y = jnp.take(x_all, index, axis=1), y_all[index]
 
-    def forward(h, x_t):
+    def step(h, x_t):
         h = tuple(jnp.tanh(x_t * w[j] + b[j] + (h[0] * u[0][j] + h[1] * u[1][j])) for j in units)
         return h, h
 
     zero = jnp.zeros_like(y)
-    last, states = jax.lax.scan(forward, (zero, zero), x)
+    last, states = jax.lax.scan(step, (zero, zero), x)
     z = jnp.tanh(last[0] * head_k[0] + last[1] * head_k[1] + head_b)
-    d_z = 2 * (z - y) * (1 - z * z)
+    return x, last, states, (z - y) ** 2, 2 * (z - y) * (1 - z * z)
 
-    def backward(dh, h_t):
+
+def backward_pass(p, x, last, states, d_z):
+    """The gradient ``[11, seeds]``, in :func:`unpack`'s order; the weights' sums over time as one
+    reduction of a stacked array (one kernel, not eight)."""
+    import jax
+    import jax.numpy as jnp
+
+    _, head_k, b, _, u = unpack(p)
+    units = range(len(b))
+
+    def step(dh, h_t):
         d_pre = tuple(dh[j] * (1 - h_t[j] * h_t[j]) for j in units)
         return tuple(d_pre[0] * u[i][0] + d_pre[1] * u[i][1] for i in units), d_pre
 
-    _, d_pre = jax.lax.scan(backward, tuple(d_z * k for k in head_k), states, reverse=True)
-    previous = tuple(jnp.concatenate([zero[None], s[:-1]]) for s in states)
-    d_w = [jnp.sum(x * d_pre[j], 0) for j in units]
-    d_u = [jnp.sum(previous[i] * d_pre[j], 0) for i in units for j in units]
-    d_b = [jnp.sum(d_pre[j], 0) for j in units]
-    grads = (d_z, d_z * last[0], d_z * last[1], *d_b, *d_w, *d_u)
-    return (z - y) ** 2, grads
+    _, d_pre = jax.lax.scan(step, tuple(d_z * k for k in head_k), states, reverse=True)
+    previous = tuple(jnp.concatenate([jnp.zeros_like(d_z)[None], s[:-1]]) for s in states)
+    terms = [*d_pre, *(x * d for d in d_pre), *(h * d for h in previous for d in d_pre)]
+    head = jnp.stack([d_z, d_z * last[0], d_z * last[1]])
+    return jnp.concatenate([head, jnp.sum(jnp.stack(terms), axis=1)])
+
+
+def block(fn):
+    """``fn`` as an always-true ``lax.cond``: XLA's CPU runtime runs its kernels as a nested body,
+    and the enclosing body, with few kernels, in order instead of through its concurrent queue."""
+    import jax
+    import jax.numpy as jnp
+
+    def run(*args):
+        shapes = jax.eval_shape(fn, *args)
+
+        def never(*_):
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        always = jax.lax.optimization_barrier(jnp.bool_(True))  # not folded away
+        return jax.lax.cond(always, fn, never, *args)
+
+    return run
 
 
 def adam(p, m, v, g, count, lr):
@@ -102,8 +132,15 @@ def adam(p, m, v, g, count, lr):
     return p - (m * alpha) / (jnp.sqrt(v) + EPS), m, v
 
 
+LAYOUTS = ("tuple", "array", "array, blocks")
+
+
 def train_chunk(flat, order_keys, windows, lr, epochs, layout, shuffle):
-    """Trains a device's seeds: ``flat [11, seeds]`` → final ``[11, seeds]``."""
+    """Trains a device's seeds: ``flat [11, seeds]`` → final ``[11, seeds]``.
+
+    ``layout``: ``"tuple"`` (11 vectors, Adam on each), ``"array"`` (one ``[11, seeds]`` array)
+    or ``"array, blocks"`` (the same, forward, backward and Adam each a :func:`block`).
+    """
     import jax
     import jax.numpy as jnp
 
@@ -111,17 +148,17 @@ def train_chunk(flat, order_keys, windows, lr, epochs, layout, shuffle):
 
     x_all, y_all = windows.train_x[..., 0].T, windows.train_y  # [time, n], [n]
     n = y_all.shape[0]
+    wrap = block if layout == "array, blocks" else (lambda fn: fn)
 
     def update(carry, index):
         p, m, v, count = carry
-        x = jnp.take(x_all, index, axis=1)
-        loss, g = loss_and_grads(p if layout == "stacked" else jnp.stack(p), x, y_all[index])
-        if layout == "stacked":
-            p, m, v = adam(p, m, v, jnp.stack(g), count + 1, lr)
+        x, last, states, loss, d_z = wrap(forward_pass)(p, x_all, index, y_all)
+        g = wrap(backward_pass)(p, x, last, states, d_z)
+        if layout == "tuple":
+            leaves = zip(p, m, v, list(g), strict=True)
+            p, m, v = zip(*(adam(*leaf, count + 1, lr) for leaf in leaves), strict=True)
         else:
-            p, m, v = zip(
-                *(adam(*leaf, count + 1, lr) for leaf in zip(p, m, v, g, strict=True)), strict=True
-            )
+            p, m, v = wrap(adam)(p, m, v, g, count + 1, lr)
         return (p, m, v, count + 1), loss
 
     def epoch(carry, e):
@@ -132,11 +169,11 @@ def train_chunk(flat, order_keys, windows, lr, epochs, layout, shuffle):
             order = jnp.broadcast_to(jnp.arange(n)[:, None], (n, flat.shape[1]))
         return jax.lax.scan(update, carry, order)
 
-    p = flat if layout == "stacked" else tuple(flat)
+    p = tuple(flat) if layout == "tuple" else flat
     zeros = jax.tree.map(jnp.zeros_like, p)
     carry = (p, zeros, zeros, jnp.zeros([], jnp.int32))
     (p, *_), _ = jax.lax.scan(epoch, carry, jnp.arange(epochs))
-    return p if layout == "stacked" else jnp.stack(p)
+    return jnp.stack(p) if layout == "tuple" else p
 
 
 def compile_layout(config, windows, n_seeds, layout, devices):
@@ -182,7 +219,7 @@ def check_equal(devices) -> float:
     params = compile_seeds(config, data, range(64), devices=devices)().params
     want = np.asarray(jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(params)).T
     worst = 0.0
-    for layout in ("tuple", "stacked"):
+    for layout in LAYOUTS:
         compiled, args, _ = compile_layout(config, Windows.of(data), 64, layout, devices)
         worst = max(worst, float(np.max(np.abs(np.asarray(compiled(*args)) - want))))
     return worst
@@ -213,7 +250,7 @@ def main() -> int:
     start = time.perf_counter()
     runs = {"fibjax": (compile_seeds(config, data, range(args.seeds)), (), 0.0)}
     runs["fibjax"] = (runs["fibjax"][0], (), time.perf_counter() - start)
-    for layout in ("tuple", "stacked"):
+    for layout in LAYOUTS:
         runs[f"seeds last, {layout}"] = compile_layout(
             config, Windows.of(data), args.seeds, layout, devices
         )
