@@ -52,6 +52,8 @@ def _powers(first: int, last: int) -> list[int]:
 def _sort_rows(rows: jax.Array) -> jax.Array:
     """``<dtype>[batch, n]`` with each row sorted ascending, through :func:`_network`."""
     n = rows.shape[1]
+    if n <= 1:
+        return rows
     m = 1 << (n - 1).bit_length()
     # Padding with the largest number sorts after every row's numbers (or among equal ones).
     padding = jnp.full((m - n, rows.shape[0]), jnp.iinfo(rows.dtype).max, rows.dtype)
@@ -84,10 +86,7 @@ def sort_numbers(x: jax.Array) -> jax.Array:
 
 @sort_numbers.def_vmap
 def _sort_numbers_vmap(axis_size, in_batched, x):
-    if not in_batched[0]:
-        return sort_numbers(x), False
-    if x.shape[1] <= 1:
-        return x, True
+    # JAX calls this only with x batched (along its first axis).
     if axis_size < NETWORK_ROWS:
         return jax.lax.sort(x, dimension=1), True
     by_row = jax.lax.platform_dependent(
