@@ -1,33 +1,45 @@
 """Training throughput: many seeds in one compiled call against a Python loop over steps.
 
-For each model and seed count it measures, in one process:
-  - the compile time of ``jit(vmap(train))`` (sharded over every device),
+For each model and seed count it measures:
+  - the compile time of the seeds' training (``fibjax.train.compile_seeds``, sharded over every
+    device),
   - the steady-state throughput in seed-epochs per second (the best of ``--repeats`` timed
     calls after a first, untimed one; shared machines make single calls noisy),
   - the compiled program's memory (arguments, outputs and temporaries, from XLA),
 and, as the baseline, the same model trained the way Keras and PyTorch train: a jitted update
 called from a Python loop once per batch. Results go to ``benchmarks/results/<machine>.json``.
 
+With ``--baseline REF`` the code of git commit ``REF`` is measured in the same run: each version
+runs in a process of its own (two versions of a package cannot share one), both compile the same
+program, and their timed calls alternate, so that the ratio of the two is not the drift of a shared
+machine between two runs.
+
 Usage: ``python benchmarks/throughput.py [--seeds 1 16 64 256] [--epochs 5] [--repeats 3]
-[--models vanilla attention] [--cells simple gru lstm]``.
+[--models vanilla attention] [--cells simple gru lstm] [--baseline REF]``.
 Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import resource
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--epochs", type=int, default=5, help="epochs per timed call (5)")
@@ -38,82 +50,229 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--cpu-devices", type=int, default=None, help="default: one per core")
     parser.add_argument("--machine", default=None, help="name of the results file")
-    return parser.parse_args()
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=None,
+        help="also measure fibjax as of git commit REF, interleaved, for the ratio",
+    )
+    parser.add_argument("--worker", metavar="ROOT", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
 
 
-def time_seeds(config, data, n_seeds: int, repeats: int) -> dict:
-    """Compile time, steady-state throughput and program memory for one seed count."""
-    import jax
+# --- the worker: one version of fibjax in one process, answering one JSON line per request ---
 
-    from fibjax.train import compile_seeds
 
-    start = time.perf_counter()
-    run = compile_seeds(config, data, list(range(n_seeds)))
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(run())  # first call pays one-off transfers
-    times = []
-    for _ in range(repeats):
+class Measurer:
+    """Compiles and times the programs of the fibjax found at ``root``."""
+
+    def __init__(self, root: str, cpu_devices: int | None) -> None:
+        sys.path.insert(0, root)
+        import fibjax
+
+        if not Path(fibjax.__file__).resolve().is_relative_to(Path(root).resolve()):
+            raise RuntimeError(f"imported {fibjax.__file__}, not the fibjax in {root}")
+        from fibjax import runtime
+        from fibjax.data import fibonacci_windows
+
+        runtime.configure(cache_dir=None, cpu_devices=cpu_devices)
+        self.data = fibonacci_windows()
+        self.run = None
+
+    def config(self, cell: str, model: str, epochs: int):
+        from fibjax.train import TrainConfig
+
+        return TrainConfig(model, epochs=epochs, cell=cell)
+
+    def describe(self) -> dict:
+        import jax
+
+        from fibjax import runtime
+
+        return {"devices": runtime.device_description(), "jax": jax.__version__}
+
+    def compile(self, cell: str, model: str, epochs: int, seeds: int) -> dict:
+        """Compiles the training of ``seeds`` seeds and calls it once, untimed."""
+        import jax
+
+        from fibjax.train import compile_seeds
+
         start = time.perf_counter()
-        jax.block_until_ready(run())
-        times.append(time.perf_counter() - start)
-    run_s = min(times)
-    memory = run.compiled.memory_analysis()
-    program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
-    program_bytes += memory.temp_size_in_bytes
-    return {
-        "seeds": n_seeds,
-        "compile_s": compile_s,
-        "run_s": run_s,
-        "run_s_all": times,
-        "seed_epochs_per_s": n_seeds * config.epochs / run_s,
-        "program_mib": program_bytes / 2**20,
+        self.run = compile_seeds(self.config(cell, model, epochs), self.data, list(range(seeds)))
+        compile_s = time.perf_counter() - start
+        jax.block_until_ready(self.run())  # the first call pays one-off transfers
+        memory = self.run.compiled.memory_analysis()
+        program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
+        program_bytes += memory.temp_size_in_bytes
+        return {"compile_s": compile_s, "program_mib": program_bytes / 2**20}
+
+    def time(self) -> dict:
+        """One call of the last compiled program, in seconds."""
+        import jax
+
+        start = time.perf_counter()
+        jax.block_until_ready(self.run())
+        return {"run_s": time.perf_counter() - start}
+
+    def python_loop(self, cell: str, model: str) -> dict:
+        """One seed trained by a jitted update called once per batch from Python."""
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        from fibjax.models import make_model
+        from fibjax.optim import make_optimizer
+
+        config = self.config(cell, model, 1)
+        model = make_model(config.model, config.hidden, cell=config.cell)
+        optimizer = make_optimizer(config.optimizer, config.learning_rate)
+        x = jnp.asarray(self.data.train_x, jnp.float32)
+        y = jnp.asarray(self.data.train_y, jnp.float32)
+        params = model.init(jax.random.key(0), x[:1])["params"]
+        opt_state = optimizer.init(params)
+
+        @jax.jit
+        def update(params, opt_state, xb, yb):
+            def loss(p):
+                return jnp.mean(jnp.square(model.apply({"params": p}, xb) - yb))
+
+            value, grads = jax.value_and_grad(loss)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, value
+
+        def epoch(params, opt_state, order):
+            for i in order:
+                params, opt_state, _ = update(params, opt_state, x[i : i + 1], y[i : i + 1])
+            return jax.block_until_ready((params, opt_state))
+
+        order = range(x.shape[0])
+        params, opt_state = epoch(params, opt_state, order[:5])  # compile
+        start = time.perf_counter()
+        epoch(params, opt_state, order)
+        seconds = time.perf_counter() - start
+        return {"epoch_s": seconds, "seed_epochs_per_s": 1 / seconds}
+
+    def peak_rss(self) -> dict:
+        return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def serve(root: str, cpu_devices: int | None) -> int:
+    """The worker's loop: a request ``{"do": name, **arguments}`` per line in, a result out."""
+    measurer = Measurer(root, cpu_devices)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        result = getattr(measurer, request.pop("do"))(**request)
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+class Worker:
+    """A worker process measuring the fibjax at ``root``."""
+
+    def __init__(self, root: Path, cpu_devices: int | None) -> None:
+        command = [sys.executable, __file__, "--worker", str(root)]
+        if cpu_devices is not None:
+            command += ["--cpu-devices", str(cpu_devices)]
+        # The worker's own directory must not shadow the version under test.
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root
+        )
+        self.ask_raw()
+
+    def ask_raw(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            fail(f"the worker measuring {self.process.args[3]} stopped")
+        return json.loads(line)
+
+    def ask(self, do: str, **arguments) -> dict:
+        self.process.stdin.write(json.dumps({"do": do, **arguments}) + "\n")
+        self.process.stdin.flush()
+        return self.ask_raw()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+# --- the driver ---
+
+
+def fail(message: str) -> NoReturn:
+    """One line on standard error and exit status 2."""
+    print(f"throughput.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The package ``fibjax/`` as of git commit ``ref``, written under ``into``."""
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", ref, "fibjax"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        stderr = getattr(error, "stderr", b"") or b""
+        reason = stderr.decode().strip().splitlines()[-1:] or [str(error)]
+        fail(f"cannot read --baseline {ref}: {reason[0]}")
+    # Pythons before 3.10.12 have no extraction filters; the archive is this repository's own.
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, **safe)
+    return into
+
+
+def git(*arguments: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPO), *arguments], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def commit_of(ref: str) -> str:
+    """``ref``'s short hash; for ``HEAD``, with ``+changes`` when the package has edits."""
+    commit = git("rev-parse", "--short", ref) or ref
+    if ref == "HEAD" and git("status", "--porcelain", "--", "fibjax"):
+        commit += "+changes"
+    return commit
+
+
+def measure_row(workers: dict[str, Worker], args, cell: str, model: str, seeds: int) -> dict:
+    """One row: every version compiles the program, then their timed calls alternate."""
+    names = list(workers)
+    if seeds % 2:  # alternate which version goes first, row by row
+        names.reverse()
+    compiled = {
+        name: workers[name].ask("compile", cell=cell, model=model, epochs=args.epochs, seeds=seeds)
+        for name in names
     }
+    times = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            times[name].append(workers[name].ask("time")["run_s"])
+    row = {"cell": cell, "model": model, "seeds": seeds}
+    for name in names:
+        prefix = "" if name == "new" else "baseline_"
+        run_s = min(times[name])
+        row.update(
+            {
+                f"{prefix}compile_s": compiled[name]["compile_s"],
+                f"{prefix}run_s": run_s,
+                f"{prefix}run_s_all": times[name],
+                f"{prefix}seed_epochs_per_s": seeds * args.epochs / run_s,
+                f"{prefix}program_mib": compiled[name]["program_mib"],
+            }
+        )
+    if "baseline" in workers:
+        row["ratio"] = row["seed_epochs_per_s"] / row["baseline_seed_epochs_per_s"]
+    return row
 
 
-def time_python_loop(config, data) -> dict:
-    """One seed trained by a jitted update called once per batch from Python."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    from fibjax.models import make_model
-    from fibjax.optim import make_optimizer
-
-    model = make_model(config.model, config.hidden, cell=config.cell)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
-    x, y = jnp.asarray(data.train_x, jnp.float32), jnp.asarray(data.train_y, jnp.float32)
-    params = model.init(jax.random.key(0), x[:1])["params"]
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def update(params, opt_state, xb, yb):
-        def loss(p):
-            return jnp.mean(jnp.square(model.apply({"params": p}, xb) - yb))
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    def epoch(params, opt_state, order):
-        for i in order:
-            params, opt_state, _ = update(params, opt_state, x[i : i + 1], y[i : i + 1])
-        return jax.block_until_ready((params, opt_state))
-
-    order = range(x.shape[0])
-    params, opt_state = epoch(params, opt_state, order[:5])  # compile
-    start = time.perf_counter()
-    epoch(params, opt_state, order)
-    seconds = time.perf_counter() - start
-    return {"epoch_s": seconds, "seed_epochs_per_s": 1 / seconds}
-
-
-def machine_name(given: str | None) -> str:
-    import jax
-
+def machine_name(given: str | None, devices: dict) -> str:
     if given:
         return given
-    kind = jax.devices()[0].device_kind.replace(" ", "-").lower()
-    return f"{jax.default_backend()}-{kind}-{os.cpu_count()}cores"
+    kind = str(devices["device_kind"]).replace(" ", "-").lower()
+    return f"{devices['backend']}-{kind}-{os.cpu_count()}cores"
 
 
 def cpu_name() -> str:
@@ -128,63 +287,85 @@ def cpu_name() -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    header = (
-        "| cell | model | seeds | compile (s) | seed-epochs/s | × Python loop | program (MiB) |\n"
-        "|---|---|---:|---:|---:|---:|---:|"
+    ratio = "ratio" in rows[0]
+    extra = " | previous | × previous | previous compile (s)" if ratio else ""
+    print(
+        "| cell | model | seeds | compile (s) | seed-epochs/s | × Python loop | program (MiB)"
+        f"{extra} |\n|---|---|---:|---:|---:|---:|---:{'|---:|---:|---:' if ratio else ''}|"
     )
-    print(header)
     for r in rows:
-        print(
+        line = (
             f"| {r['cell']} | {r['model']} | {r['seeds']} | {r['compile_s']:.2f}"
             f" | {r['seed_epochs_per_s']:,.0f}"
-            f" | {r['speedup_vs_python_loop']:,.0f} | {r['program_mib']:.2f} |"
+            f" | {r['speedup_vs_python_loop']:,.0f} | {r['program_mib']:.2f}"
         )
+        if ratio:
+            line += (
+                f" | {r['baseline_seed_epochs_per_s']:,.0f} | {r['ratio']:.2f}"
+                f" | {r['baseline_compile_s']:.2f}"
+            )
+        print(line + " |")
+
+
+def run_rows(workers: dict[str, Worker], args) -> tuple[list[dict], dict]:
+    rows, loops = [], {}
+    for cell in args.cells:
+        for model in args.models:
+            name = model if cell == "simple" else f"{cell}-{model}"
+            loops[name] = workers["new"].ask("python_loop", cell=cell, model=model)
+            for seeds in args.seeds:
+                row = measure_row(workers, args, cell, model, seeds)
+                row["speedup_vs_python_loop"] = (
+                    row["seed_epochs_per_s"] / loops[name]["seed_epochs_per_s"]
+                )
+                rows.append(row)
+                versus = (
+                    f" (previous {row['baseline_seed_epochs_per_s']:,.0f})"
+                    if "ratio" in row
+                    else ""
+                )
+                print(
+                    f"{cell} {model} {seeds} seeds: {row['seed_epochs_per_s']:,.0f}"
+                    f" seed-epochs/s{versus}",
+                    file=sys.stderr,
+                )
+    return rows, loops
 
 
 def main() -> int:
     args = parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fibjax import runtime
-
-    runtime.configure(cache_dir=None, cpu_devices=args.cpu_devices)
-    import jax
-
-    from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig
-
-    data = fibonacci_windows()
-    rows, baselines = [], {}
-    for cell in args.cells:
-        for model in args.models:
-            config = TrainConfig(model, epochs=args.epochs, cell=cell)
-            name = model if cell == "simple" else f"{cell}-{model}"
-            baselines[name] = time_python_loop(config, data)
-            for n_seeds in args.seeds:
-                row = {"cell": cell, "model": model}
-                row.update(time_seeds(config, data, n_seeds, args.repeats))
-                row["speedup_vs_python_loop"] = (
-                    row["seed_epochs_per_s"] / baselines[name]["seed_epochs_per_s"]
-                )
-                rows.append(row)
-                print(
-                    f"{cell} {model} {n_seeds} seeds: {row['seed_epochs_per_s']:,.0f}"
-                    " seed-epochs/s",
-                    file=sys.stderr,
-                )
+    if args.worker:
+        return serve(args.worker, args.cpu_devices)
+    with tempfile.TemporaryDirectory() as scratch:
+        roots = {"new": REPO}
+        if args.baseline:
+            roots["baseline"] = checkout(args.baseline, Path(scratch))
+        workers = {name: Worker(root, args.cpu_devices) for name, root in roots.items()}
+        try:
+            described = workers["new"].ask("describe")
+            rows, loops = run_rows(workers, args)
+            rss = {name: worker.ask("peak_rss")["peak_rss_mib"] for name, worker in workers.items()}
+        finally:
+            for worker in workers.values():
+                worker.close()
     record = {
-        "machine": machine_name(args.machine),
+        "machine": machine_name(args.machine, described["devices"]),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "devices": runtime.device_description(),
-        "jax": jax.__version__,
+        "devices": described["devices"],
+        "jax": described["jax"],
         "epochs_per_call": args.epochs,
         "repeats": args.repeats,
         "protocol": "826 training windows, t=20, batch size 1, keras_adam",
         "cpu": cpu_name(),
-        "python_loop_baseline": baselines,
+        "commit": commit_of("HEAD"),
+        "python_loop_baseline": loops,
         "rows": rows,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": rss["new"],
     }
+    if args.baseline:
+        record["baseline"] = {"ref": args.baseline, "commit": commit_of(args.baseline)}
+        record["baseline_peak_rss_mib"] = rss["baseline"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{record['machine']}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
