@@ -1,4 +1,4 @@
-"""Process-wide JAX settings: CPU devices and the caches.
+"""Process-wide JAX settings: CPU devices, XLA's CPU loops and the caches.
 
 The library changes no JAX setting by itself; the command line calls :func:`configure`, and Python
 users call :func:`fibjax.configure` (:func:`setup`), once, before the first computation, because
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ import jax
 CACHE_ENV = "FIBJAX_CACHE_DIR"
 CACHE_OFF = ("", "0", "off", "none", "false")
 PROGRAMS = "programs"  # the sub-folder of the cache that keeps traced programs
+
+# XLA's CPU runtime runs a program as a sequence of kernels, and a while loop as its body's kernels
+# once per iteration. fibjax's training is loops of tiny kernels (a step is about 40, each of its
+# 40 time steps about 5), so launching them cost more than their arithmetic. XLA compiles a loop
+# into one kernel instead when the loop moves few bytes (its small-while-loop pass, 1 KB by
+# default); with the limit raised, fibjax's training loops compile whole: about 1.3 times the
+# seed-epochs per second on 2 CPU cores, with the same results (benchmarks/NOTES.md). XLA reads
+# the option from XLA_FLAGS when its backend starts, so it holds for the whole process.
+SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
+SMALL_LOOP_BYTES = 1 << 30
+_EXTRA_OPTIONS = re.compile(r"--xla_backend_extra_options=(\S*)")
 
 # The folder of traced programs that setup() turned on; fibjax.train.fit_seeds reads it. The one
 # piece of process state fibjax keeps, set only by an explicit call, as JAX's own settings are.
@@ -36,6 +48,30 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "fibjax" / "jax"
 
 
+def xla_flags(flags: str) -> str:
+    """``XLA_FLAGS`` with fibjax's limit for XLA's single-kernel CPU loops added.
+
+    A limit set in ``flags`` already is kept; other backend options are kept beside fibjax's.
+
+    >>> for flag in xla_flags("--xla_force_host_platform_device_count=2").split():
+    ...     print(flag)
+    --xla_force_host_platform_device_count=2
+    --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1073741824
+    >>> xla_flags("--xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=0")
+    '--xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=0'
+    >>> xla_flags("--xla_backend_extra_options=a=1")
+    '--xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=1073741824'
+    """
+    option = f"{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"
+    if SMALL_LOOP_OPTION in flags:
+        return flags
+    found = _EXTRA_OPTIONS.search(flags)
+    if found is None:
+        return f"{flags} --xla_backend_extra_options={option}".strip()
+    merged = f"{found.group(1)},{option}" if found.group(1) else option
+    return flags[: found.start(1)] + merged + flags[found.end(1) :]
+
+
 def configure(
     *,
     cache_dir: Path | None,
@@ -43,7 +79,8 @@ def configure(
     option: str = "--cpu-devices",
     distributed: Any = None,
 ) -> bool:
-    """Turns on JAX's persistent compilation cache and splits the CPU into devices.
+    """Turns on JAX's persistent compilation cache, splits the CPU into devices and sets XLA's
+    CPU loops to compile whole (:func:`xla_flags`).
 
     Raises ``ValueError`` for an environment fibjax does not support (:func:`check_environment`).
     Returns ``False`` when JAX had started already, so its devices stayed as they were.
@@ -62,6 +99,8 @@ def configure(
         # The programs compile in about a second each; cache them all.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # Before JAX's backend starts, or XLA never reads it (then the devices say so below).
+    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
     devices_set = True
     try:
         jax.config.update("jax_num_cpu_devices", cpu_devices or os.cpu_count() or 1)

@@ -11,6 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fibjax.runtime import xla_flags
+
+# XLA's CPU options as fibjax's command line sets them, before any test starts JAX's backend: the
+# tests check the programs that users run.
+os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
+
 DATA_DIR = Path(__file__).parent / "data"
 KERAS_DIR = DATA_DIR / "keras"
 # The project's folder of vectors beside the repository, when it is there.

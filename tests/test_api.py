@@ -78,7 +78,9 @@ def test_configure_in_a_fresh_process(tmp_path):
         from fibjax.data import fibonacci_windows
         from fibjax.train import TrainConfig, fit_seeds
         fit_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60, window=6), [0])
-        print(jax.device_count(), runtime.programs_dir)
+        loop = jax.jit(lambda x: jax.lax.fori_loop(0, 9, lambda i, c: jax.numpy.tanh(c), x))
+        whole = "xla_cpu_small_call" in loop.lower(jax.numpy.ones(4096)).compile().as_text()
+        print(jax.device_count(), runtime.programs_dir, whole)
         try:
             fibjax.configure(cpu_devices=1)
         except ValueError as error:
@@ -88,12 +90,13 @@ def test_configure_in_a_fresh_process(tmp_path):
         """
     )
     env = {**os.environ, "FIBJAX_CACHE_DIR": str(tmp_path)}
+    env.pop("XLA_FLAGS", None)  # configure() sets XLA's loops to compile whole (a 16 KB one here)
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     devices, error, late = done.stdout.splitlines()
-    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs")]
+    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs"), "True"]
     assert error.startswith("ValueError: cpu_devices=1: JAX has started already")
     assert late == "True"
     message = done.stderr.strip().splitlines()

@@ -14,6 +14,7 @@ import pytest
 
 from fibjax.data import fibonacci_windows
 from fibjax.models import POOLINGS, init_params
+from fibjax.runtime import xla_flags
 from fibjax.train import TrainConfig, check_seeds, compile_seeds, fit, fit_seeds
 
 SMALL = fibonacci_windows(n_terms=80, window=6)
@@ -155,7 +156,9 @@ def sharded_over_four(tmp_path_factory):
     """Every model's results for SEEDS, trained in a subprocess over 4 CPU devices."""
     out = tmp_path_factory.mktemp("sharded")
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
+        JAX_PLATFORMS="cpu",
     )
     code = SHARDED.format(seeds=SEEDS, out=out, rate=SHARDED_RATE)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
@@ -190,6 +193,8 @@ def test_wide_models_on_two_cpu_devices_do_not_hang():
     # The orthogonal initialiser's QR, batched over 64 seeds per device, used to wait forever
     # for CPU threads held by the other device.
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+        JAX_PLATFORMS="cpu",
     )
     subprocess.run([sys.executable, "-c", WIDE], check=True, env=env, timeout=120)

@@ -1,5 +1,10 @@
 """Training: configuration, determinism, tracing, batching and divergence."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,7 +15,15 @@ from scipy import stats
 from fibjax import train as train_module
 from fibjax.data import fibonacci_windows
 from fibjax.models import CELLS, init_params
-from fibjax.train import FitResult, TrainConfig, fit, make_train, shuffled_order
+from fibjax.runtime import SMALL_LOOP_OPTION
+from fibjax.train import (
+    FitResult,
+    TrainConfig,
+    compile_seeds,
+    fit,
+    make_train,
+    shuffled_order,
+)
 
 SMALL = fibonacci_windows(n_terms=80, window=6)  # 51 training windows, quick to compile
 
@@ -187,3 +200,39 @@ def test_cpu_options_do_not_change_results():
     with_options = train_module.compile_program(train.lower(key), "cpu")(key)
     plain = train.lower(key).compile()(key)
     chex.assert_trees_all_close(with_options, plain, atol=1e-6)
+
+
+def test_training_loops_compile_to_single_kernels():
+    # The tests run with fibjax's XLA_FLAGS (conftest): XLA hoists each training loop into one
+    # kernel (a call marked xla_cpu_small_call) instead of running its body kernel by kernel.
+    run = compile_seeds(TrainConfig("attention", epochs=1), SMALL, [0])
+    assert "xla_cpu_small_call" in run.compiled.as_text()
+
+
+# Trains in a process whose XLA runs every loop kernel by kernel (the limit set to 0 by hand).
+KERNEL_BY_KERNEL = textwrap.dedent(
+    """
+    import sys, numpy as np, jax
+    from fibjax.data import fibonacci_windows
+    from fibjax.train import TrainConfig, make_train
+    for model, cell in [("attention", "simple"), ("vanilla", "gru")]:
+        config = TrainConfig(model, epochs=2, cell=cell)
+        result = jax.jit(make_train(config, fibonacci_windows(n_terms=80, window=6)))(
+            jax.random.key(4))
+        leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
+        np.savez(f"{sys.argv[1]}/{model}-{cell}.npz", *leaves)
+    """
+)
+
+
+def test_single_kernel_loops_give_the_same_bits(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_backend_extra_options={SMALL_LOOP_OPTION}=0"}
+    subprocess.run(
+        [sys.executable, "-c", KERNEL_BY_KERNEL, str(tmp_path)], env=env, check=True, timeout=300
+    )
+    for model, cell in [("attention", "simple"), ("vanilla", "gru")]:
+        config = TrainConfig(model, epochs=2, cell=cell)
+        result = jax.jit(make_train(config, SMALL))(jax.random.key(4))
+        leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
+        saved = np.load(tmp_path / f"{model}-{cell}.npz")
+        chex.assert_trees_all_equal(leaves, [saved[f"arr_{i}"] for i in range(len(leaves))])
