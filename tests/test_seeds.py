@@ -198,3 +198,16 @@ def test_wide_models_on_two_cpu_devices_do_not_hang():
         JAX_PLATFORMS="cpu",
     )
     subprocess.run([sys.executable, "-c", WIDE], check=True, env=env, timeout=120)
+
+
+def test_a_seeds_result_does_not_depend_on_its_chunk():
+    # 70 seeds on one device: padded to one chunk of 80, or chunks of 48 and 32; and the same
+    # seeds among 100 (one chunk of 112). Seeds past the last full vector of a chunk whose width
+    # is not a multiple of 8 had differed in their last bits (fibjax.train.SEED_ALIGN).
+    config = TrainConfig("attention", epochs=2)
+    one_device = jax.devices()[:1]
+    whole = compile_seeds(config, SMALL, range(70), devices=one_device)()
+    chunks = compile_seeds(config, SMALL, range(70), devices=one_device, chunk=40)()
+    more = compile_seeds(config, SMALL, range(100), devices=one_device)()
+    chex.assert_trees_all_equal(whole, chunks)
+    chex.assert_trees_all_equal(whole, jax.tree.map(lambda leaf: leaf[:70], more))
