@@ -24,9 +24,10 @@ PROGRAMS = "programs"  # the sub-folder of the cache that keeps traced programs
 # once per iteration. fibjax's training is loops of tiny kernels (a step is about 40, each of its
 # 40 time steps about 5), so launching them cost more than their arithmetic. XLA compiles a loop
 # into one kernel instead when the loop moves few bytes (its small-while-loop pass, 1 KB by
-# default); with the limit raised, fibjax's training loops compile whole: about 1.3 times the
-# seed-epochs per second on 2 CPU cores, with the same results (benchmarks/NOTES.md). XLA reads
-# the option from XLA_FLAGS when its backend starts, so it holds for the whole process.
+# default); with the limit raised, fibjax's training loops compile whole: 1.3 to 1.4 times the
+# seed-epochs per second at 256 seeds on 2 CPU cores (twice for the LSTM), with the same results
+# (benchmarks/NOTES.md). XLA reads the option from XLA_FLAGS when its backend starts, so it holds
+# for the whole process.
 SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
 SMALL_LOOP_BYTES = 1 << 30
 _EXTRA_OPTIONS = re.compile(r"--xla_backend_extra_options=(\S*)")
