@@ -210,17 +210,18 @@ def test_training_loops_compile_to_single_kernels():
 
 
 # Trains in a process whose XLA runs every loop kernel by kernel (the limit set to 0 by hand).
+LOOP_MODELS = [("attention", "simple"), ("vanilla", "gru")]
 KERNEL_BY_KERNEL = textwrap.dedent(
-    """
+    f"""
     import sys, numpy as np, jax
     from fibjax.data import fibonacci_windows
     from fibjax.train import TrainConfig, make_train
-    for model, cell in [("attention", "simple"), ("vanilla", "gru")]:
+    for model, cell in {LOOP_MODELS!r}:
         config = TrainConfig(model, epochs=2, cell=cell)
         result = jax.jit(make_train(config, fibonacci_windows(n_terms=80, window=6)))(
             jax.random.key(4))
         leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
-        np.savez(f"{sys.argv[1]}/{model}-{cell}.npz", *leaves)
+        np.savez(f"{{sys.argv[1]}}/{{model}}-{{cell}}.npz", *leaves)
     """
 )
 
@@ -230,7 +231,7 @@ def test_single_kernel_loops_give_the_same_bits(tmp_path):
     subprocess.run(
         [sys.executable, "-c", KERNEL_BY_KERNEL, str(tmp_path)], env=env, check=True, timeout=300
     )
-    for model, cell in [("attention", "simple"), ("vanilla", "gru")]:
+    for model, cell in LOOP_MODELS:
         config = TrainConfig(model, epochs=2, cell=cell)
         result = jax.jit(make_train(config, SMALL))(jax.random.key(4))
         leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
