@@ -184,6 +184,27 @@ def test_attention_weights_match_numpy():
     )
 
 
+def test_softmax_maximum_is_the_reductions_bits():
+    """The softmax's maximum over time, a chain of elementwise maxima, equals the reduction."""
+    from fibjax.models.poolings import _max_over_last, softmax
+
+    x = np.array(jax.random.normal(jax.random.key(4), (3, 7, 20)), np.float32)
+    x[0, 0, 5] = x[0, 0, 9] = 4.0  # a tie
+    x[0, 1, :] = -np.inf
+    x[0, 2, 3] = np.inf
+    x[0, 3, 11] = np.nan
+    got = np.asarray(jax.jit(jax.vmap(_max_over_last))(x))
+    np.testing.assert_array_equal(got, np.max(x, axis=-1, keepdims=True))
+    scores = x[1:]
+
+    def reduced(s):
+        e = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
+        return e / jnp.sum(e, axis=-1, keepdims=True)
+
+    want = np.asarray(jax.jit(jax.vmap(reduced))(scores))
+    np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(softmax))(scores)), want)
+
+
 def test_unknown_model_is_rejected():
     with pytest.raises(ValueError, match="model='gru'"):
         make_model("gru")
