@@ -6,12 +6,14 @@ Automatic differentiation of the loop saves (or recomputes) every intermediate o
 accumulates the weight gradients inside the backward loop. Here the forward loop keeps only the
 states, the backward loop carries only ``dL/dh``, and the weight gradients are sums over all
 steps taken once after it. On a CPU that made training 1.4 to 1.8 times faster per seed
-(``benchmarks/NOTES.md``).
+(``benchmarks/NOTES.md``). Under ``vmap`` over seeds on a CPU, both passes run with the seed axis
+last (``_under_vmap``), for the same bits in less time.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,11 @@ import jax.numpy as jnp
 # kernel of its own per time step; the multiply-adds fuse with the tanh around them. Measured
 # faster at 2, 4 and 6 units and slower at 8 (benchmarks/NOTES.md).
 MULTIPLY_ADD_UNITS = 6
+
+# Up to this many hidden units, training under vmap on a CPU runs the recurrence with the seed
+# axis last (see _under_vmap), which gives the bits of vmap's own form: checked up to 4 units;
+# at 5 and 6 the recurrent kernel's gradient differs in its last bits, so those keep vmap's form.
+SEEDS_LAST_UNITS = 4
 
 
 def _times_matrix(a: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -86,12 +93,22 @@ def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
 
 
 def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
-    last, states = _states(x, kernel, recurrent_kernel, bias, True, unroll)
-    output = jnp.swapaxes(states, 0, 1) if return_sequences else last
+    if recurrent_kernel.shape[0] > SEEDS_LAST_UNITS:
+        states = _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
+    else:
+        states = _under_vmap(return_sequences, unroll)[0](x, kernel, recurrent_kernel, bias)
+    output = jnp.swapaxes(states, 0, 1) if return_sequences else states[-1]
     return output, (x, kernel, recurrent_kernel, states)
 
 
 def _simple_rnn_bwd(return_sequences, unroll, residuals, cotangent):
+    if residuals[2].shape[0] > SEEDS_LAST_UNITS:
+        return _gradients(return_sequences, unroll, residuals, cotangent)
+    return _under_vmap(return_sequences, unroll)[1](*residuals, cotangent)
+
+
+def _gradients(return_sequences, unroll, residuals, cotangent):
+    """dL/dx, dL/dW, dL/dU and dL/db from the kept states and the output's cotangent."""
     x, kernel, recurrent_kernel, states = residuals
     recurrent_t = recurrent_kernel.T
 
@@ -120,6 +137,136 @@ def _simple_rnn_bwd(return_sequences, unroll, residuals, cotangent):
 
 
 _simple_rnn.defvjp(_simple_rnn_fwd, _simple_rnn_bwd)
+
+
+# Under vmap over seeds on a CPU, the two passes run on arrays with the seed axis last. With the
+# seed axis first (vmap's layout), XLA's CPU code computed the weight gradients' sums over time one
+# seed at a time, a fifth of a training step, and read each step's input as one scalar load per
+# seed: inside a loop compiled into one kernel, a dynamic_slice at the loop's counter is
+# recomputed per vector lane. With the seeds last, the sums are reductions over the leading axis
+# that keep the seeds in vector lanes, and the forward loop takes x_t from a switch over static
+# slices. Same arithmetic in the same order, so the same bits; 1.24-1.30 times as fast for the
+# notebook's vanilla model at 256 seeds (benchmarks/NOTES.md). Other platforms keep vmap's form.
+
+
+def _seeds_last(value: jax.Array, batched: bool, size: int) -> jax.Array:
+    """A ``custom_vmap`` argument (seed axis first, or shared by every seed) with the seeds last."""
+    if not batched:
+        value = jnp.broadcast_to(value, (size, *value.shape))
+    return jnp.moveaxis(value, 0, -1)
+
+
+def _times_matrix_last(a: jax.Array, matrix: jax.Array) -> jax.Array:
+    """:func:`_times_matrix` with the seed axis last: ``[..., n, seeds]`` by ``[n, m, seeds]``."""
+    total = a[..., 0:1, :] * matrix[0]
+    for i in range(1, matrix.shape[0]):
+        total = total + a[..., i : i + 1, :] * matrix[i]
+    return total
+
+
+def _states_last(x, kernel, recurrent_kernel, bias, unroll):
+    """Every state, ``<float32>[time, batch, units, seeds]``, from ``x [time, batch, in, seeds]``.
+
+    Each step takes ``x_t`` from a switch over static slices: a ``dynamic_slice`` at the loop's
+    counter is, in a loop compiled into one kernel, one scalar load per seed.
+    """
+    inputs = [functools.partial(operator.getitem, x, t) for t in range(x.shape[0])]
+
+    def step(h, t):
+        x_t = jax.lax.switch(t, inputs)
+        h = jnp.tanh(
+            _times_matrix_last(x_t, kernel) + bias + _times_matrix_last(h, recurrent_kernel)
+        )
+        return h, h
+
+    h0 = jnp.zeros((x.shape[1], *recurrent_kernel.shape[1:]), x.dtype)
+    return jax.lax.scan(step, h0, jnp.arange(x.shape[0]), unroll=unroll)[1]
+
+
+def _gradients_last(x, kernel, recurrent_kernel, states, d_last, per_step, unroll):
+    """:func:`_gradients` with the seeds last, and time first in ``x``, ``states``, ``per_step``.
+
+    The weight gradients are reductions over the leading (time, batch) axis, which XLA keeps in
+    vector lanes across seeds; over the seed-first arrays of ``vmap`` it took them a seed at a time.
+    """
+    recurrent_t = jnp.swapaxes(recurrent_kernel, 0, 1)
+
+    def step(dh, inputs):
+        h_t, g_t = inputs
+        if g_t is not None:
+            dh = dh + g_t
+        d_pre = dh * (1 - h_t * h_t)
+        return _times_matrix_last(d_pre, recurrent_t), d_pre
+
+    _, d_pre = jax.lax.scan(step, d_last, (states, per_step), reverse=True, unroll=unroll)
+    previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
+    d_x = _times_matrix_last(d_pre, jnp.swapaxes(kernel, 0, 1))
+
+    def rows(v):  # (time, batch) flattened in the order the sums take them
+        return v.reshape(-1, *v.shape[2:])
+
+    def outer_sum(a, b):
+        return jnp.sum(a[:, :, None, :] * b[:, None, :, :], axis=0)
+
+    d_kernel = outer_sum(rows(x), rows(d_pre))
+    d_recurrent = outer_sum(rows(previous), rows(d_pre))
+    return d_x, d_kernel, d_recurrent, jnp.sum(rows(d_pre), axis=0)
+
+
+@functools.cache
+def _under_vmap(return_sequences: bool, unroll: int):
+    """The forward pass (kept states) and the backward pass, each with its own rule under vmap."""
+
+    def plain_states(x, kernel, recurrent_kernel, bias):
+        return _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
+
+    def plain_gradients(x, kernel, recurrent_kernel, states, cotangent):
+        residuals = (x, kernel, recurrent_kernel, states)
+        return _gradients(return_sequences, unroll, residuals, cotangent)
+
+    def axes(in_batched):
+        return tuple(0 if batched else None for batched in in_batched)
+
+    states = jax.custom_batching.custom_vmap(plain_states)
+
+    @states.def_vmap
+    def _(size, in_batched, *args):
+        def cpu(*args):
+            x, kernel, recurrent_kernel, bias = map(_seeds_last, args, in_batched, [size] * 4)
+            time_first = jnp.moveaxis(x, 1, 0)
+            out = _states_last(time_first, kernel, recurrent_kernel, bias, unroll)
+            return jnp.moveaxis(out, -1, 0)
+
+        def default(*args):
+            return jax.vmap(plain_states, in_axes=axes(in_batched))(*args)
+
+        return jax.lax.platform_dependent(*args, cpu=cpu, default=default), True
+
+    gradients = jax.custom_batching.custom_vmap(plain_gradients)
+
+    @gradients.def_vmap
+    def _(size, in_batched, *args):
+        def cpu(*args):
+            x, kernel, recurrent_kernel, states, cotangent = map(
+                _seeds_last, args, in_batched, [size] * 5
+            )
+            if return_sequences:
+                d_last, per_step = jnp.zeros_like(states[0]), jnp.moveaxis(cotangent, 1, 0)
+            else:
+                d_last, per_step = cotangent, None
+            time_first = jnp.moveaxis(x, 1, 0)
+            d_x, *rest = _gradients_last(
+                time_first, kernel, recurrent_kernel, states, d_last, per_step, unroll
+            )
+            return tuple(jnp.moveaxis(g, -1, 0) for g in (jnp.moveaxis(d_x, 0, 1), *rest))
+
+        def default(*args):
+            return jax.vmap(plain_gradients, in_axes=axes(in_batched))(*args)
+
+        out = jax.lax.platform_dependent(*args, cpu=cpu, default=default)
+        return out, (True,) * 4
+
+    return states, gradients
 
 
 def simple_rnn(

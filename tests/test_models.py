@@ -22,6 +22,7 @@ from fibjax.models import (
     orthogonal,
     predict,
 )
+from fibjax.recurrence import SEEDS_LAST_UNITS
 
 import helpers
 
@@ -129,6 +130,42 @@ def test_rnn_gradients_match_finite_differences(features, in_features, sequences
         np.testing.assert_allclose(got["params"]["cell"][name], numeric, atol=2e-5, err_msg=name)
     numeric_x = _central_differences(lambda v: _numpy_rnn_loss(cell, v, sequences), x64)
     np.testing.assert_allclose(got_x, numeric_x, atol=2e-5, err_msg="x")
+
+
+# Under vmap over seeds on a CPU the recurrence runs with the seed axis last (fibjax.recurrence,
+# up to SEEDS_LAST_UNITS); each seed must get the bits it gets alone, with weights of its own or
+# shared. Wider layers keep vmap's form, whose recurrent-kernel gradient differs from a seed's own
+# in the last bits. 16 seeds: a whole number of vectors (fibjax.train.SEED_ALIGN).
+@pytest.mark.parametrize("features, in_features", [(1, 1), (2, 3), (4, 2), (6, 2)])
+@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("shared", [False, True])
+def test_rnn_gradients_under_vmap_are_each_seeds_own(features, in_features, sequences, shared):
+    seeds = 16
+    xs = jax.random.normal(KEY, (seeds, 2, 6, in_features))
+    rnn = SimpleRNN(features, return_sequences=sequences)
+    keys = jax.random.split(jax.random.key(1), seeds)
+    params = jax.vmap(rnn.init, in_axes=(0, None))(keys, xs[0])
+    if shared:
+        params = jax.tree.map(lambda p: p[0], params)
+    steps = jnp.arange(1, 7, dtype=jnp.float32)[:, None]
+
+    def loss(p, x):
+        out = rnn.apply(p, x)
+        return jnp.sum(jnp.sin(out * steps)) if sequences else jnp.sum(jnp.sin(out))
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    batched = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None if shared else 0, 0)))
+    got = batched(params, xs)
+    chex.assert_tree_all_finite(got)
+    for s in range(seeds):
+        own = params if shared else jax.tree.map(lambda p, s=s: p[s], params)
+        want = grad(own, xs[s])
+        if features <= SEEDS_LAST_UNITS:
+            chex.assert_trees_all_equal(jax.tree.map(lambda g, s=s: g[s], got), want)
+        else:
+            chex.assert_trees_all_close(
+                jax.tree.map(lambda g, s=s: g[s], got), want, atol=1e-6, rtol=1e-5
+            )
 
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (6, 20, 2), (2, 7, 5)])
