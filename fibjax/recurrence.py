@@ -107,10 +107,11 @@ def _simple_rnn_bwd(return_sequences, unroll, residuals, cotangent):
     return _under_vmap(return_sequences, unroll)[1](*residuals, cotangent)
 
 
-def _gradients(return_sequences, unroll, residuals, cotangent):
-    """dL/dx, dL/dW, dL/dU and dL/db from the kept states and the output's cotangent."""
-    x, kernel, recurrent_kernel, states = residuals
-    recurrent_t = recurrent_kernel.T
+def _backward_loop(times, recurrent_t, d_last, states, per_step, unroll):
+    """dL/d(pre-activation) at every step, time first, from the last state's and each step's dL/dh.
+
+    ``times(a, matrix)`` is the product with ``U^T`` in the arrays' layout.
+    """
 
     # dL/d(pre-activation) at step t is (dL/dh_t)(1 - h_t^2); it sends dL/d(pre) U^T to h_{t-1}.
     def step(dh, inputs):
@@ -118,14 +119,20 @@ def _gradients(return_sequences, unroll, residuals, cotangent):
         if g_t is not None:
             dh = dh + g_t
         d_pre = dh * (1 - h_t * h_t)
-        return _times_matrix(d_pre, recurrent_t), d_pre
+        return times(d_pre, recurrent_t), d_pre
 
+    return jax.lax.scan(step, d_last, (states, per_step), reverse=True, unroll=unroll)[1]
+
+
+def _gradients(return_sequences, unroll, residuals, cotangent):
+    """dL/dx, dL/dW, dL/dU and dL/db from the kept states and the output's cotangent."""
+    x, kernel, recurrent_kernel, states = residuals
     if return_sequences:
         dh_last = jnp.zeros_like(states[0])
         per_step = jnp.swapaxes(cotangent, 0, 1)
     else:
         dh_last, per_step = cotangent, None
-    _, d_pre = jax.lax.scan(step, dh_last, (states, per_step), reverse=True, unroll=unroll)
+    d_pre = _backward_loop(_times_matrix, recurrent_kernel.T, dh_last, states, per_step, unroll)
 
     previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
     x_time_major = jnp.swapaxes(x, 0, 1)
@@ -190,15 +197,7 @@ def _gradients_last(x, kernel, recurrent_kernel, states, d_last, per_step, unrol
     vector lanes across seeds; over the seed-first arrays of ``vmap`` it took them a seed at a time.
     """
     recurrent_t = jnp.swapaxes(recurrent_kernel, 0, 1)
-
-    def step(dh, inputs):
-        h_t, g_t = inputs
-        if g_t is not None:
-            dh = dh + g_t
-        d_pre = dh * (1 - h_t * h_t)
-        return _times_matrix_last(d_pre, recurrent_t), d_pre
-
-    _, d_pre = jax.lax.scan(step, d_last, (states, per_step), reverse=True, unroll=unroll)
+    d_pre = _backward_loop(_times_matrix_last, recurrent_t, d_last, states, per_step, unroll)
     previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
     d_x = _times_matrix_last(d_pre, jnp.swapaxes(kernel, 0, 1))
 
