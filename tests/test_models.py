@@ -22,6 +22,7 @@ from fibjax.models import (
     orthogonal,
     predict,
 )
+from fibjax.models.poolings import _max_over_last, softmax
 from fibjax.recurrence import SEEDS_LAST_UNITS
 
 import helpers
@@ -223,8 +224,6 @@ def test_attention_weights_match_numpy():
 
 def test_softmax_maximum_is_the_reductions_bits():
     """The softmax's maximum over time, a chain of elementwise maxima, equals the reduction."""
-    from fibjax.models.poolings import _max_over_last, softmax
-
     x = np.array(jax.random.normal(jax.random.key(4), (3, 7, 20)), np.float32)
     x[0, 0, 5] = x[0, 0, 9] = 4.0  # a tie
     x[0, 1, :] = -np.inf
