@@ -18,6 +18,8 @@ import operator
 import jax
 import jax.numpy as jnp
 
+from fibjax import seeds_last
+
 # Up to this many hidden units, a product with the recurrent kernel is written as multiply-adds.
 # Under ``vmap`` the matmul is a batched dot of tiny matrices, which XLA's CPU runtime runs as a
 # kernel of its own per time step; the multiply-adds fuse with the tanh around them. Measured
@@ -156,13 +158,6 @@ _simple_rnn.defvjp(_simple_rnn_fwd, _simple_rnn_bwd)
 # notebook's vanilla model at 256 seeds (benchmarks/NOTES.md). Other platforms keep vmap's form.
 
 
-def _seeds_last(value: jax.Array, batched: bool, size: int) -> jax.Array:
-    """A ``custom_vmap`` argument (seed axis first, or shared by every seed) with the seeds last."""
-    if not batched:
-        value = jnp.broadcast_to(value, (size, *value.shape))
-    return jnp.moveaxis(value, 0, -1)
-
-
 def _times_matrix_last(a: jax.Array, matrix: jax.Array) -> jax.Array:
     """:func:`_times_matrix` with the seed axis last: ``[..., n, seeds]`` by ``[n, m, seeds]``."""
     total = a[..., 0:1, :] * matrix[0]
@@ -214,58 +209,32 @@ def _gradients_last(x, kernel, recurrent_kernel, states, d_last, per_step, unrol
 
 @functools.cache
 def _under_vmap(return_sequences: bool, unroll: int):
-    """The forward pass (kept states) and the backward pass, each with its own rule under vmap."""
+    """The forward pass (kept states) and the backward pass, each seed-last under vmap on a CPU."""
 
     def plain_states(x, kernel, recurrent_kernel, bias):
         return _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
+
+    def states_last(x, kernel, recurrent_kernel, bias):
+        return _states_last(jnp.moveaxis(x, 1, 0), kernel, recurrent_kernel, bias, unroll)
 
     def plain_gradients(x, kernel, recurrent_kernel, states, cotangent):
         residuals = (x, kernel, recurrent_kernel, states)
         return _gradients(return_sequences, unroll, residuals, cotangent)
 
-    def axes(in_batched):
-        return tuple(0 if batched else None for batched in in_batched)
+    def gradients_last(x, kernel, recurrent_kernel, states, cotangent):
+        if return_sequences:
+            d_last, per_step = jnp.zeros_like(states[0]), jnp.moveaxis(cotangent, 1, 0)
+        else:
+            d_last, per_step = cotangent, None
+        d_x, *rest = _gradients_last(
+            jnp.moveaxis(x, 1, 0), kernel, recurrent_kernel, states, d_last, per_step, unroll
+        )
+        return (jnp.moveaxis(d_x, 0, 1), *rest)
 
-    states = jax.custom_batching.custom_vmap(plain_states)
-
-    @states.def_vmap
-    def _(size, in_batched, *args):
-        def cpu(*args):
-            x, kernel, recurrent_kernel, bias = map(_seeds_last, args, in_batched, [size] * 4)
-            time_first = jnp.moveaxis(x, 1, 0)
-            out = _states_last(time_first, kernel, recurrent_kernel, bias, unroll)
-            return jnp.moveaxis(out, -1, 0)
-
-        def default(*args):
-            return jax.vmap(plain_states, in_axes=axes(in_batched))(*args)
-
-        return jax.lax.platform_dependent(*args, cpu=cpu, default=default), True
-
-    gradients = jax.custom_batching.custom_vmap(plain_gradients)
-
-    @gradients.def_vmap
-    def _(size, in_batched, *args):
-        def cpu(*args):
-            x, kernel, recurrent_kernel, states, cotangent = map(
-                _seeds_last, args, in_batched, [size] * 5
-            )
-            if return_sequences:
-                d_last, per_step = jnp.zeros_like(states[0]), jnp.moveaxis(cotangent, 1, 0)
-            else:
-                d_last, per_step = cotangent, None
-            time_first = jnp.moveaxis(x, 1, 0)
-            d_x, *rest = _gradients_last(
-                time_first, kernel, recurrent_kernel, states, d_last, per_step, unroll
-            )
-            return tuple(jnp.moveaxis(g, -1, 0) for g in (jnp.moveaxis(d_x, 0, 1), *rest))
-
-        def default(*args):
-            return jax.vmap(plain_gradients, in_axes=axes(in_batched))(*args)
-
-        out = jax.lax.platform_dependent(*args, cpu=cpu, default=default)
-        return out, (True,) * 4
-
-    return states, gradients
+    return (
+        seeds_last.under_vmap(plain_states, states_last),
+        seeds_last.under_vmap(plain_gradients, gradients_last),
+    )
 
 
 def simple_rnn(

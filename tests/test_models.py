@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from fibjax.attention import attention_pooling
 from fibjax.models import (
     CELLS,
     POOLINGS,
@@ -167,6 +168,70 @@ def test_rnn_gradients_under_vmap_are_each_seeds_own(features, in_features, sequ
             chex.assert_trees_all_close(
                 jax.tree.map(lambda g, s=s: g[s], got), want, atol=1e-6, rtol=1e-5
             )
+
+
+def _numpy_attention_loss(h, kernel, bias, w):
+    alpha = helpers.softmax(
+        helpers.attention_scores("attention", {"kernel": kernel, "bias": bias}, h)
+    )
+    context = (h * alpha[..., None]).sum(axis=1)
+    return np.sum(np.tanh(context @ w)) + 0.3 * np.sum(alpha[:, 0] ** 2)
+
+
+# The pooling's backward pass is written out (fibjax.attention); units on both sides of its
+# MULTIPLY_ADD_UNITS. The loss also reads α, so the gradient through α's output is checked too.
+@pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
+def test_attention_pooling_gradients_match_finite_differences(batch, time, features):
+    keys = jax.random.split(KEY, 4)
+    h = jnp.tanh(jax.random.normal(keys[0], (batch, time, features)))
+    kernel = jax.random.normal(keys[1], (features, 1))
+    bias = 0.5 * jax.random.normal(keys[2], (time, 1))
+    w = jax.random.normal(keys[3], (features,))
+
+    def loss(h, kernel, bias):
+        context, alpha = attention_pooling(h, kernel, bias)
+        return jnp.sum(jnp.tanh(context @ w)) + 0.3 * jnp.sum(alpha[:, 0] ** 2)
+
+    got = jax.grad(loss, argnums=(0, 1, 2))(h, kernel, bias)
+    args = [np.asarray(a, np.float64) for a in (h, kernel, bias)]
+    w64 = np.asarray(w, np.float64)
+    for i, name in enumerate(["h", "kernel", "bias"]):
+
+        def numpy_loss(value, i=i):
+            return _numpy_attention_loss(*args[:i], value, *args[i + 1 :], w64)
+
+        numeric = helpers.central_differences(numpy_loss, args[i])
+        np.testing.assert_allclose(got[i], numeric, atol=2e-5, err_msg=name)
+
+
+# Under vmap over seeds on a CPU the pooling runs with the seed axis last (fibjax.attention); each
+# seed must get its own outputs and gradients, with weights of its own or shared. (Alone it runs
+# the same code without storing the scores' gradient, which can change the last bits.)
+@pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
+@pytest.mark.parametrize("shared", [False, True])
+def test_attention_pooling_under_vmap_is_each_seeds_own(batch, time, features, shared):
+    seeds = 16
+    keys = jax.random.split(KEY, 5)
+    h = jnp.tanh(jax.random.normal(keys[0], (seeds, batch, time, features)))
+    kernel = jax.random.normal(keys[1], (seeds, features, 1))
+    bias = 0.5 * jax.random.normal(keys[2], (seeds, time, 1))
+    if shared:
+        kernel, bias = kernel[0], bias[0]
+    d_context = jax.random.normal(keys[3], (seeds, batch, features))
+    d_alpha = jax.random.normal(keys[4], (seeds, batch, time))
+
+    @jax.jit
+    def outputs_and_gradients(h, kernel, bias, d_context, d_alpha):
+        out, vjp = jax.vjp(attention_pooling, h, kernel, bias)
+        return out, vjp((d_context, d_alpha))
+
+    axes = (0, None, None, 0, 0) if shared else 0
+    got = jax.vmap(outputs_and_gradients, in_axes=axes)(h, kernel, bias, d_context, d_alpha)
+    chex.assert_tree_all_finite(got)
+    for s in range(seeds):
+        own = (kernel, bias) if shared else (kernel[s], bias[s])
+        want = outputs_and_gradients(h[s], *own, d_context[s], d_alpha[s])
+        chex.assert_trees_all_close(jax.tree.map(lambda g, s=s: g[s], got), want, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (6, 20, 2), (2, 7, 5)])

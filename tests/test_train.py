@@ -21,6 +21,7 @@ from fibjax.train import (
     TrainConfig,
     compile_seeds,
     fit,
+    fit_seeds,
     make_train,
     shuffled_order,
 )
@@ -209,19 +210,23 @@ def test_training_loops_compile_to_single_kernels():
     assert "xla_cpu_small_call" in run.compiled.as_text()
 
 
-# Trains in a process whose XLA runs every loop kernel by kernel (the limit set to 0 by hand).
+# Trains in a process whose XLA runs every loop kernel by kernel (the limit set to 0 by hand): one
+# seed alone, and 16 seeds vmapped on one device (the attention pooling's seed-last code).
 LOOP_MODELS = [("attention", "simple"), ("vanilla", "gru")]
 KERNEL_BY_KERNEL = textwrap.dedent(
     f"""
     import sys, numpy as np, jax
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig, make_train
+    from fibjax.train import TrainConfig, fit_seeds, make_train
+    data = fibonacci_windows(n_terms=80, window=6)
     for model, cell in {LOOP_MODELS!r}:
         config = TrainConfig(model, epochs=2, cell=cell)
-        result = jax.jit(make_train(config, fibonacci_windows(n_terms=80, window=6)))(
-            jax.random.key(4))
+        result = jax.jit(make_train(config, data))(jax.random.key(4))
         leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
         np.savez(f"{{sys.argv[1]}}/{{model}}-{{cell}}.npz", *leaves)
+    config = TrainConfig("attention", epochs=2)
+    seeds = fit_seeds(config, data, range(16), devices=jax.devices()[:1])
+    np.savez(f"{{sys.argv[1]}}/seeds.npz", *jax.tree.leaves(seeds))
     """
 )
 
@@ -237,3 +242,7 @@ def test_single_kernel_loops_give_the_same_bits(tmp_path):
         leaves = jax.tree.leaves((result.params, result.epoch_losses, result.test_mse))
         saved = np.load(tmp_path / f"{model}-{cell}.npz")
         chex.assert_trees_all_equal(leaves, [saved[f"arr_{i}"] for i in range(len(leaves))])
+    config = TrainConfig("attention", epochs=2)
+    leaves = jax.tree.leaves(fit_seeds(config, SMALL, range(16), devices=jax.devices()[:1]))
+    saved = np.load(tmp_path / "seeds.npz")
+    chex.assert_trees_all_equal(leaves, [saved[f"arr_{i}"] for i in range(len(leaves))])

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fibjax.attention import attention_pooling
 from fibjax.models.initializers import attention_normal, glorot_uniform, zeros
 
 
@@ -97,18 +98,20 @@ class AttentionPooling(Attention):
     """The notebook's attention: ``s_t = tanh(h_t W_a + b_t)``, ``W_a [H, 1]``, ``b [time, 1]``.
 
     ``b`` has one entry per time step, as in the notebook, so the layer is tied to one window
-    length.
+    length. Computed by :func:`fibjax.attention.attention_pooling`, whose passes are written out
+    for speed under ``vmap`` over seeds.
     """
 
     KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("kernel", "bias")
 
-    def scores(self, h: jax.Array) -> jax.Array:
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, H]`` → ``<float32>[batch, H]``; α sown."""
         kernel = self.param("kernel", attention_normal, (h.shape[-1], 1))
         bias = self.param("bias", zeros, (h.shape[1], 1))
-        # A multiply-sum, not ``h @ kernel``: under ``vmap`` the matmul becomes a batched dot
-        # of [time, features] x [features, 1] per seed, which XLA's CPU runtime calls as its
-        # own kernel; the multiply-sum fuses with the tanh around it.
-        return jnp.tanh(jnp.sum(h * kernel[:, 0], axis=-1) + bias[:, 0])
+        context, alpha = attention_pooling(h, kernel, bias)
+        self.sow("intermediates", "alpha", alpha)
+        return context
 
 
 class AdditiveAttention(Attention):

@@ -1,0 +1,78 @@
+"""Functions whose ``vmap`` over seeds runs, on a CPU, with the seed axis last.
+
+Under ``vmap`` the seed axis comes first in every array, and XLA's CPU code runs an operation in
+vector registers only along an array's innermost axis. For this task's models the inner axes are
+small (2 units, 20 time steps), so sums over time or units ran one seed at a time. Written with
+the seed axis last, the same arithmetic keeps the seeds in vector lanes (benchmarks/NOTES.md).
+:func:`under_vmap` gives a function its per-seed form and its seed-last form; other platforms keep
+``vmap``'s own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def seeds_last(value: jax.Array, batched: bool, size: int) -> jax.Array:
+    """A ``custom_vmap`` argument (seed axis first, or shared by every seed) with the seeds last."""
+    if not batched:
+        value = jnp.broadcast_to(value, (size, *value.shape))
+    return jnp.moveaxis(value, 0, -1)
+
+
+def per_seed(last: Callable) -> Callable:
+    """The function of one seed that ``last`` computes for ``[..., seeds]`` arrays.
+
+    The seed-last code with a seed axis of one, so that one seed alone and a seed among others
+    go through the same arithmetic.
+
+    >>> total = per_seed(lambda a, b: (a + b, a * b))
+    >>> total(jnp.ones(3), jnp.full(3, 2.0))[1]
+    Array([2., 2., 2.], dtype=float32)
+    """
+
+    def plain(*args):
+        out = last(*(arg[..., None] for arg in args))
+        return jax.tree.map(lambda o: o[..., 0], out)
+
+    return plain
+
+
+def under_vmap(plain: Callable, last: Callable) -> Callable:
+    """``plain``, whose ``vmap`` over its arguments' leading axis calls ``last`` on a CPU.
+
+    Args:
+      plain: the function of one seed's arrays.
+      last: the same function of every seed's arrays with the seed axis last (arguments that
+        ``vmap`` does not batch arrive broadcast to every seed); it returns its outputs with the
+        seed axis last.
+
+    Returns:
+      A ``jax.custom_batching.custom_vmap`` function: ``plain`` outside ``vmap``; under ``vmap``
+      on a CPU, ``last`` with the seed axis moved last and its outputs' moved first; under
+      ``vmap`` elsewhere, ``vmap(plain)``. Not differentiable: wrap the forward and backward
+      passes in a ``jax.custom_vjp``.
+
+    >>> double = under_vmap(lambda x: 2 * x, lambda x: 2 * x)
+    >>> jax.vmap(double)(jnp.ones((4, 3))).shape
+    (4, 3)
+    """
+    function = jax.custom_batching.custom_vmap(plain)
+
+    @function.def_vmap
+    def _(size, in_batched, *args):
+        def cpu(*args):
+            out = last(*map(seeds_last, args, in_batched, [size] * len(args)))
+            return jax.tree.map(lambda o: jnp.moveaxis(o, -1, 0), out)
+
+        def default(*args):
+            axes = tuple(0 if batched else None for batched in in_batched)
+            return jax.vmap(plain, in_axes=axes)(*args)
+
+        out = jax.lax.platform_dependent(*args, cpu=cpu, default=default)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return function
