@@ -16,21 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from fibjax import seeds_last
-from fibjax.recurrence import MULTIPLY_ADD_UNITS
-
-
-def _scores_last(h, kernel, bias):
-    """``tanh(h_t W_a + b_t)`` ``[batch, time, seeds]`` from ``h [batch, time, H, seeds]``.
-
-    ``h_t W_a`` as multiply-adds over units up to ``MULTIPLY_ADD_UNITS``, as in the recurrence.
-    """
-    units = h.shape[2]
-    if units > MULTIPLY_ADD_UNITS:
-        return jnp.tanh(jnp.sum(h * kernel[:, 0], axis=2) + bias[:, 0])
-    pre = h[:, :, 0] * kernel[0, 0]
-    for j in range(1, units):
-        pre = pre + h[:, :, j] * kernel[j, 0]
-    return jnp.tanh(pre + bias[:, 0])
 
 
 def _forward_last(h, kernel, bias):
@@ -38,7 +23,7 @@ def _forward_last(h, kernel, bias):
 
     ``h [batch, time, H, seeds]``, ``kernel [H, 1, seeds]``, ``bias [time, 1, seeds]``.
     """
-    scores = _scores_last(h, kernel, bias)
+    scores = jnp.tanh(seeds_last.times_matrix(h, kernel)[:, :, 0] + bias[:, 0])
     e = jnp.exp(scores - jnp.max(scores, axis=1, keepdims=True))
     alpha = e / jnp.sum(e, axis=1, keepdims=True)
     return jnp.sum(h * alpha[:, :, None], axis=1), alpha, scores
@@ -80,10 +65,7 @@ def _backward_last(h, kernel, scores, alpha, d_context, d_alpha, store=True):
     else:
         d_pre = _tanh_derivative(d_scores, scores)
 
-    def rows(v):  # (batch, time) flattened
-        return v.reshape(-1, *v.shape[2:])
-
-    d_kernel = jnp.sum(rows(h) * rows(d_pre)[:, None], axis=0)[:, None]
+    d_kernel = seeds_last.outer_sum(seeds_last.rows(h), seeds_last.rows(d_pre)[:, None])
     d_h = g * alpha[:, :, None] + d_pre[:, :, None] * kernel[:, 0]
     return d_h, d_kernel, jnp.sum(d_pre, axis=0)[:, None]
 

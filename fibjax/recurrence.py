@@ -158,14 +158,6 @@ _simple_rnn.defvjp(_simple_rnn_fwd, _simple_rnn_bwd)
 # notebook's vanilla model at 256 seeds (benchmarks/NOTES.md). Other platforms keep vmap's form.
 
 
-def _times_matrix_last(a: jax.Array, matrix: jax.Array) -> jax.Array:
-    """:func:`_times_matrix` with the seed axis last: ``[..., n, seeds]`` by ``[n, m, seeds]``."""
-    total = a[..., 0:1, :] * matrix[0]
-    for i in range(1, matrix.shape[0]):
-        total = total + a[..., i : i + 1, :] * matrix[i]
-    return total
-
-
 def _states_last(x, kernel, recurrent_kernel, bias, unroll):
     """Every state, ``<float32>[time, batch, units, seeds]``, from ``x [time, batch, in, seeds]``.
 
@@ -176,9 +168,8 @@ def _states_last(x, kernel, recurrent_kernel, bias, unroll):
 
     def step(h, t):
         x_t = jax.lax.switch(t, inputs)
-        h = jnp.tanh(
-            _times_matrix_last(x_t, kernel) + bias + _times_matrix_last(h, recurrent_kernel)
-        )
+        times = seeds_last.times_matrix
+        h = jnp.tanh(times(x_t, kernel) + bias + times(h, recurrent_kernel))
         return h, h
 
     h0 = jnp.zeros((x.shape[1], *recurrent_kernel.shape[1:]), x.dtype)
@@ -192,18 +183,13 @@ def _gradients_last(x, kernel, recurrent_kernel, states, d_last, per_step, unrol
     vector lanes across seeds; over the seed-first arrays of ``vmap`` it took them a seed at a time.
     """
     recurrent_t = jnp.swapaxes(recurrent_kernel, 0, 1)
-    d_pre = _backward_loop(_times_matrix_last, recurrent_t, d_last, states, per_step, unroll)
+    d_pre = _backward_loop(seeds_last.times_matrix, recurrent_t, d_last, states, per_step, unroll)
     previous = jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
-    d_x = _times_matrix_last(d_pre, jnp.swapaxes(kernel, 0, 1))
+    d_x = seeds_last.times_matrix(d_pre, jnp.swapaxes(kernel, 0, 1))
 
-    def rows(v):  # (time, batch) flattened in the order the sums take them
-        return v.reshape(-1, *v.shape[2:])
-
-    def outer_sum(a, b):
-        return jnp.sum(a[:, :, None, :] * b[:, None, :, :], axis=0)
-
-    d_kernel = outer_sum(rows(x), rows(d_pre))
-    d_recurrent = outer_sum(rows(previous), rows(d_pre))
+    rows = seeds_last.rows
+    d_kernel = seeds_last.outer_sum(rows(x), rows(d_pre))
+    d_recurrent = seeds_last.outer_sum(rows(previous), rows(d_pre))
     return d_x, d_kernel, d_recurrent, jnp.sum(rows(d_pre), axis=0)
 
 

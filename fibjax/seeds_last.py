@@ -23,11 +23,39 @@ def seeds_last(value: jax.Array, batched: bool, size: int) -> jax.Array:
     return jnp.moveaxis(value, 0, -1)
 
 
+def times_matrix(a: jax.Array, matrix: jax.Array) -> jax.Array:
+    """``a @ matrix`` per seed as multiply-adds: ``<float32>[..., n, seeds]`` by ``[n, m, seeds]``.
+
+    >>> times_matrix(jnp.ones((3, 2, 4)), jnp.ones((2, 5, 4))).shape
+    (3, 5, 4)
+    """
+    total = a[..., 0:1, :] * matrix[0]
+    for i in range(1, matrix.shape[0]):
+        total = total + a[..., i : i + 1, :] * matrix[i]
+    return total
+
+
+def rows(v: jax.Array) -> jax.Array:
+    """``v`` with its two leading axes flattened into one, in row-major order."""
+    return v.reshape(-1, *v.shape[2:])
+
+
+def outer_sum(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``Σ_r a_r^T b_r`` per seed: ``[r, n, seeds]`` and ``[r, m, seeds]`` → ``[n, m, seeds]``.
+
+    A reduction over the leading axis, which XLA's CPU code keeps in vector lanes across seeds.
+
+    >>> outer_sum(jnp.ones((20, 2, 4)), jnp.ones((20, 3, 4)))[0, 0].tolist()
+    [20.0, 20.0, 20.0, 20.0]
+    """
+    return jnp.sum(a[:, :, None, :] * b[:, None, :, :], axis=0)
+
+
 def per_seed(last: Callable) -> Callable:
     """The function of one seed that ``last`` computes for ``[..., seeds]`` arrays.
 
     The seed-last code with a seed axis of one, so that one seed alone and a seed among others
-    go through the same arithmetic.
+    go through the same operations.
 
     >>> total = per_seed(lambda a, b: (a + b, a * b))
     >>> total(jnp.ones(3), jnp.full(3, 2.0))[1]
