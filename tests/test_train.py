@@ -186,11 +186,21 @@ def test_shuffled_order_rejects_bad_lengths():
 
 
 def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch):
-    # An older JAX does not know the option that turns YNNPACK fusions off; fibjax then
-    # compiles with XLA's defaults instead of failing.
-    monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", {"xla_fibjax_no_such_option": 1})
+    # An older JAX does not know every option (the one that turns YNNPACK fusions off); fibjax
+    # then leaves out what XLA does not know and keeps the rest, instead of failing.
+    options = {"xla_fibjax_no_such_option": 1, "xla_cpu_prefer_vector_width": 512}
+    monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", options)
     lowered = jax.jit(lambda x: jnp.sum(x * 2)).lower(jnp.ones(4))
-    assert float(train_module.compile_program(lowered, "cpu")(jnp.ones(4))) == 8.0
+    compiled = train_module.compile_program(lowered, "cpu")
+    assert float(compiled(jnp.ones(4))) == 8.0
+    assert len(options) == 2  # the registry itself is left as it was
+
+
+def test_an_option_error_other_than_an_unknown_name_is_raised(monkeypatch):
+    monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", {"xla_cpu_prefer_vector_width": "x"})
+    lowered = jax.jit(lambda x: jnp.sum(x * 2)).lower(jnp.ones(4))
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        train_module.compile_program(lowered, "cpu")
 
 
 def test_cpu_options_do_not_change_results():
