@@ -19,7 +19,7 @@ def numbers(rows: int, n: int, seed: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("n", [1, 2, 17, 826, 1024, 1025])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 17, 513, 826, 1024, 1025])
 @pytest.mark.parametrize("rows", [7, NETWORK_ROWS + 3])
 def test_rows_sorted_under_vmap_equal_numpy(rows, n):
     x = numbers(rows, n, seed=rows * 10_000 + n)
