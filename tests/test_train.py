@@ -191,8 +191,16 @@ def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch):
     options = {"xla_fibjax_no_such_option": 1, "xla_cpu_prefer_vector_width": 512}
     monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", options)
     lowered = jax.jit(lambda x: jnp.sum(x * 2)).lower(jnp.ones(4))
-    compiled = train_module.compile_program(lowered, "cpu")
+    asked = []
+
+    class Recording:
+        def compile(self, compiler_options):
+            asked.append(dict(compiler_options))
+            return lowered.compile(compiler_options=compiler_options)
+
+    compiled = train_module.compile_program(Recording(), "cpu")
     assert float(compiled(jnp.ones(4))) == 8.0
+    assert asked == [options, {"xla_cpu_prefer_vector_width": 512}]
     assert len(options) == 2  # the registry itself is left as it was
 
 
