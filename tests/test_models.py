@@ -178,8 +178,8 @@ def _numpy_attention_loss(h, kernel, bias, w):
     return np.sum(np.tanh(context @ w)) + 0.3 * np.sum(alpha[:, 0] ** 2)
 
 
-# The pooling's backward pass is written out (fibjax.attention); units on both sides of its
-# MULTIPLY_ADD_UNITS. The loss also reads α, so the gradient through α's output is checked too.
+# The pooling's backward pass is written out (fibjax.attention); from the notebook's 2 units to 8,
+# and windows of 5 to 20. The loss also reads α, so the gradient through α's output is checked too.
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
 def test_attention_pooling_gradients_match_finite_differences(batch, time, features):
     keys = jax.random.split(KEY, 4)
