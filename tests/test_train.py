@@ -14,7 +14,7 @@ from scipy import stats
 
 from fibjax import train as train_module
 from fibjax.data import fibonacci_windows
-from fibjax.models import CELLS, init_params
+from fibjax.models import CELLS, init_params, predict
 from fibjax.runtime import SMALL_LOOP_OPTION
 from fibjax.train import (
     FitResult,
@@ -55,6 +55,20 @@ def test_config_is_frozen():
     config = TrainConfig("vanilla")
     with pytest.raises(AttributeError):
         config.epochs = 3
+
+
+# 80 terms: 74 windows, fewer than one evaluation block; 300: 294, two blocks and a part.
+@pytest.mark.parametrize("n_terms", [80, 300])
+def test_the_mses_are_those_of_the_models_predictions(n_terms):
+    data = fibonacci_windows(n_terms=n_terms, window=6)
+    result = fit_seeds(TrainConfig("attention", epochs=1), data, [0, 1])
+    for split in ("train", "test"):
+        x, y = (np.asarray(getattr(data, f"{split}_{v}"), np.float32) for v in "xy")
+        got = np.asarray(getattr(result, f"{split}_mse"))
+        for seed in range(2):
+            params = jax.tree.map(lambda leaf, s=seed: leaf[s], result.params)
+            errors = np.asarray(predict("attention", params, x), np.float64) - y
+            np.testing.assert_allclose(got[seed], np.mean(errors**2), rtol=1e-5, err_msg=split)
 
 
 @pytest.mark.parametrize("name", ["vanilla", "attention"])
