@@ -14,7 +14,7 @@ from scipy import stats
 
 from fibjax import train as train_module
 from fibjax.data import fibonacci_windows
-from fibjax.models import CELLS, init_params, predict
+from fibjax.models import CELLS, POOLINGS, init_params, predict
 from fibjax.runtime import SMALL_LOOP_OPTION
 from fibjax.train import (
     FitResult,
@@ -55,6 +55,31 @@ def test_config_is_frozen():
     config = TrainConfig("vanilla")
     with pytest.raises(AttributeError):
         config.epochs = 3
+
+
+class _Checked(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", list(POOLINGS))
+def test_compile_seeds_checks_memory_with_the_models_parameter_count(model, monkeypatch):
+    config = TrainConfig(model, epochs=1, hidden=3)  # a program no other test compiles
+    asked = []
+
+    def check(config, data, n_seeds, devices, *, n_params=None):
+        asked.append((n_seeds, n_params))
+        raise _Checked  # before XLA compiles anything
+
+    monkeypatch.setattr(train_module, "check_memory", check)
+    with pytest.raises(_Checked):
+        compile_seeds(config, SMALL, [0, 1, 2], learning_rates=[1e-3, 1e-2])
+    assert asked == [(6, train_module.param_count(config, SMALL))]
+
+
+def test_compile_seeds_refuses_what_memory_cannot_hold(monkeypatch):
+    monkeypatch.setattr(train_module, "memory_available", lambda device: 1024)
+    with pytest.raises(ValueError, match="GiB, more than"):
+        compile_seeds(TrainConfig("vanilla", epochs=1, hidden=3), SMALL, [0, 1])
 
 
 # 80 terms: 74 windows, fewer than one evaluation block; 300: 294, two blocks and a part.
