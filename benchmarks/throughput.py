@@ -100,11 +100,14 @@ class Measurer:
         """Compiles the training of ``seeds`` seeds from scratch and calls it once, untimed."""
         import jax
 
-        from fibjax import program_cache, train
+        from fibjax import train
 
         # A compilation from scratch: neither this process's memo of compiled programs nor
-        # JAX's caches of traced functions may answer it.
-        program_cache.COMPILED.clear()
+        # JAX's caches of traced functions may answer it. (Versions from before the memo have
+        # none to clear.)
+        memo = getattr(sys.modules.get("fibjax.program_cache"), "COMPILED", None)
+        if memo is not None:
+            memo.clear()
         jax.clear_caches()
         xla_s = []
         compile_program = train.compile_program
