@@ -15,6 +15,12 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+# Above this many rows, :func:`times_matrix` is one contraction instead of a chain of
+# multiply-adds: the chain is traced one operation a row, and at 200,000 units tracing it alone
+# took over a minute (the memory check traces the model to count its parameters). Up to here the
+# chain is kept, for its bits and its speed (benchmarks/NOTES.md).
+MULTIPLY_ADD_ROWS = 256
+
 
 def seeds_last(value: jax.Array, batched: bool, size: int) -> jax.Array:
     """A ``custom_vmap`` argument (seed axis first, or shared by every seed) with the seeds last."""
@@ -29,6 +35,8 @@ def times_matrix(a: jax.Array, matrix: jax.Array) -> jax.Array:
     >>> times_matrix(jnp.ones((3, 2, 4)), jnp.ones((2, 5, 4))).shape
     (3, 5, 4)
     """
+    if matrix.shape[0] > MULTIPLY_ADD_ROWS:
+        return jnp.einsum("...ns,nms->...ms", a, matrix)
     total = a[..., 0:1, :] * matrix[0]
     for i in range(1, matrix.shape[0]):
         total = total + a[..., i : i + 1, :] * matrix[i]

@@ -25,6 +25,7 @@ from fibjax.models import (
 )
 from fibjax.models.poolings import _max_over_last, softmax
 from fibjax.recurrence import SEEDS_LAST_UNITS
+from fibjax.seeds_last import MULTIPLY_ADD_ROWS, times_matrix
 
 import helpers
 
@@ -520,3 +521,15 @@ def test_attention_weights_need_an_attention_model():
 def test_unknown_cell_is_rejected():
     with pytest.raises(ValueError, match="cell='rnn'"):
         make_model("vanilla", cell="rnn")
+
+
+@pytest.mark.parametrize("rows", [1, 3, MULTIPLY_ADD_ROWS, MULTIPLY_ADD_ROWS + 1])
+def test_seed_last_product_is_the_matrix_product(rows):
+    # Both forms (a chain of multiply-adds, and one contraction past MULTIPLY_ADD_ROWS rows)
+    # against NumPy in float64, seed by seed.
+    a = np.asarray(jax.random.normal(KEY, (3, rows, 4)))
+    m = np.asarray(jax.random.normal(jax.random.key(1), (rows, 5, 4)))
+    got = np.asarray(times_matrix(jnp.asarray(a), jnp.asarray(m)))
+    chex.assert_shape(got, (3, 5, 4))
+    want = np.stack([a[..., s].astype(np.float64) @ m[..., s] for s in range(4)], axis=-1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(rows))
