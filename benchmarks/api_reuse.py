@@ -20,7 +20,8 @@ def main() -> None:
     args = parser.parse_args()
     runtime = fibjax.configure()
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig, fit_seeds
+    from fibjax.training.config import TrainConfig
+    from fibjax.training.seeds import fit_seeds
 
     data, config = fibonacci_windows(), TrainConfig(args.model)
     times = []

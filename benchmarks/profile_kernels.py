@@ -1,8 +1,8 @@
 """Where a training program's CPU time goes: kernel by kernel, and fusion by fusion.
 
-With every training loop compiled into one kernel (``fibjax.runtime.xla_flags``), a profiler sees
-one anonymous block of generated code for the whole epoch. This script compiles
-``fibjax.train.compile_seeds`` with XLA's dump switched on, calls it in a loop while ``perf
+With every training loop compiled into one kernel (``fibjax.training.runtime.xla_flags``), a
+profiler sees one anonymous block of generated code for the whole epoch. This script compiles
+``fibjax.training.seeds.compile_seeds`` with XLA's dump switched on, calls it in a loop while ``perf
 record`` samples its own process, and attributes every sample in generated code to the kernel of
 the dump whose machine code lies at that address (found by reading the process's memory while it
 is still alive). With ``llvmlite`` installed (not a dependency of fibjax), it also names the XLA
@@ -245,7 +245,8 @@ def main() -> int:
     import jax
 
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig, compile_seeds
+    from fibjax.training.config import TrainConfig
+    from fibjax.training.seeds import compile_seeds
 
     config = TrainConfig(args.model, epochs=args.epochs, cell=args.cell)
     run = compile_seeds(config, fibonacci_windows(), range(args.seeds))

@@ -1,20 +1,20 @@
 """How fast the notebook's vanilla model trains with the seed axis last: a measured ceiling.
 
-An experiment for issue 15, not part of the package. ``fibjax.train`` vmaps a per-seed training,
-so every per-seed array becomes ``[seeds, ...]`` with the few hidden units as the innermost,
-contiguous axis, and XLA's CPU loops run over axes of length 1 or 2. Here the same training
-(the same initial weights from ``fibjax.models``, the same order of windows from
-``fibjax.train.shuffled_order``, Keras's Adam) is written by hand for a chunk of seeds with the
-seed axis last: every parameter, state and gradient is a contiguous ``[seeds]`` vector, the
+An experiment for issue 15, not part of the package. ``fibjax.training.seeds`` vmaps a per-seed
+training, so every per-seed array becomes ``[seeds, ...]`` with the few hidden units as the
+innermost, contiguous axis, and XLA's CPU loops run over axes of length 1 or 2. Here the same
+training (the same initial weights from ``fibjax.models``, the same order of windows from
+``fibjax.training.program.shuffled_order``, Keras's Adam) is written by hand for a chunk of seeds
+with the seed axis last: every parameter, state and gradient is a contiguous ``[seeds]`` vector, the
 time loops carry one vector per unit, and the backward pass is written out. Two layouts of the
 parameters are timed: a tuple of 11 vectors, one ``[11, seeds]`` array, and the array with the step
 cut into three always-true ``lax.cond`` blocks (forward, backward, Adam), which keeps the kernels of
 the step's body few enough for XLA's CPU runtime to run them in order (benchmarks/NOTES.md).
 
 It first checks that the hand-written training gives fibjax's weights (to float32 rounding, on a
-short series), then times it against ``fibjax.train.compile_seeds`` in one process, interleaved,
-best of ``--repeats`` calls. ``--no-shuffle`` trains every layout (fibjax's too) in the windows'
-order, which shows what the per-epoch shuffle costs.
+short series), then times it against ``fibjax.training.seeds.compile_seeds`` in one process,
+interleaved, best of ``--repeats`` calls. ``--no-shuffle`` trains every layout (fibjax's too) in the
+windows' order, which shows what the per-epoch shuffle costs.
 
 Usage: ``python benchmarks/seeds_last.py [--seeds 256] [--epochs 5] [--repeats 5] [--no-shuffle]``.
 """
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-B1, B2, EPS = 0.9, 0.999, 1e-7  # Keras's Adam (fibjax.optim.keras_adam)
+B1, B2, EPS = 0.9, 0.999, 1e-7  # Keras's Adam (fibjax.training.optim.keras_adam)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 def initial_weights(keys, model, x1):
     """fibjax's initial weights under each key, raveled: ``<float32>[11, seeds]``, and the keys
-    of the window order (``fibjax.train.make_train_on`` splits each key the same way)."""
+    of the window order (``fibjax.training.program.make_train_on`` splits each key the same way)."""
     import jax
     import jax.flatten_util
 
@@ -144,7 +144,7 @@ def train_chunk(flat, order_keys, windows, lr, epochs, layout, shuffle):
     import jax
     import jax.numpy as jnp
 
-    from fibjax.train import shuffled_order
+    from fibjax.training.program import shuffled_order
 
     x_all, y_all = windows.train_x[..., 0].T, windows.train_y  # [time, n], [n]
     n = y_all.shape[0]
@@ -184,7 +184,8 @@ def compile_layout(config, windows, n_seeds, layout, devices):
     from jax.sharding import PartitionSpec as P
 
     from fibjax.models import make_model
-    from fibjax.train import compile_program, seed_keys
+    from fibjax.training.config import seed_keys
+    from fibjax.training.program import compile_program
 
     model = make_model(config.model, config.hidden)
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
@@ -212,7 +213,8 @@ def check_equal(devices) -> float:
     import numpy as np
 
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig, Windows, compile_seeds
+    from fibjax.training.config import TrainConfig, Windows
+    from fibjax.training.seeds import compile_seeds
 
     data = fibonacci_windows(n_terms=60)
     config = TrainConfig("vanilla", epochs=3)
@@ -237,7 +239,8 @@ def main() -> int:
     import jax
 
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig, Windows, compile_seeds
+    from fibjax.training.config import TrainConfig, Windows
+    from fibjax.training.seeds import compile_seeds
 
     devices = jax.devices()
     difference = check_equal(devices)

@@ -1,9 +1,10 @@
-"""The shuffle's sort: ``fibjax.sorting.sort_numbers`` against ``jax.lax.sort``, in one process.
+"""The shuffle's sort: ``fibjax.training.sorting.sort_numbers`` against ``jax.lax.sort``, in one
+process.
 
-Compiles ``fibjax.train.compile_seeds`` twice for the same model and seeds, once with the shuffle
-sorting through :func:`fibjax.sorting.sort_numbers` (a sorting network under ``vmap`` on a CPU)
-and once through ``jax.lax.sort``; checks that both give the same bits and times them
-interleaved, best of ``--repeats`` 5-epoch calls.
+Compiles ``fibjax.training.seeds.compile_seeds`` twice for the same model and seeds, once with the
+shuffle sorting through :func:`fibjax.training.sorting.sort_numbers` (a sorting network under
+``vmap`` on a CPU) and once through ``jax.lax.sort``; checks that both give the same bits and times
+them interleaved, best of ``--repeats`` 5-epoch calls.
 
 Usage: ``python benchmarks/shuffle_sort.py [--models vanilla attention] [--seeds 256]
 [--cells simple] [--repeats 7]``. Not a test.
@@ -34,15 +35,16 @@ def compare(config, data, n_seeds: int, repeats: int) -> tuple[float, float, boo
     import jax
     import numpy as np
 
-    from fibjax import program_cache, train
+    from fibjax.training import program, program_cache
+    from fibjax.training import seeds as seeds_lib
 
-    network = train.sort_numbers
+    network = program.sort_numbers
     runs = {}
     for name, sort in (("network", network), ("lax.sort", jax.lax.sort)):
-        train.sort_numbers = sort  # read when the training is traced
+        program.sort_numbers = sort  # read when the training is traced
         program_cache.COMPILED.clear()
-        runs[name] = train.compile_seeds(config, data, range(n_seeds))
-    train.sort_numbers = network
+        runs[name] = seeds_lib.compile_seeds(config, data, range(n_seeds))
+    program.sort_numbers = network
     results = {name: jax.tree.leaves(run()) for name, run in runs.items()}
     same = all(map(np.array_equal, results["network"], results["lax.sort"]))
     best = dict.fromkeys(runs, float("inf"))
@@ -62,7 +64,7 @@ def main() -> int:
 
     fibjax.configure(cpu_devices=args.cpu_devices or os.cpu_count(), no_cache=True)
     from fibjax.data import fibonacci_windows
-    from fibjax.train import TrainConfig
+    from fibjax.training.config import TrainConfig
 
     data = fibonacci_windows()
     for cell in args.cells:

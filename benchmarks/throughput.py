@@ -1,10 +1,10 @@
 """Training throughput: many seeds in one compiled call against a Python loop over steps.
 
 For each model and seed count it measures:
-  - the compile time of the seeds' training (``fibjax.train.compile_seeds``, sharded over every
-    device): the best of ``--compiles`` compilations from scratch (JAX's in-process caches
-    cleared before each), whole and its XLA part (``fibjax.train.compile_program``); the rest
-    is tracing and lowering,
+  - the compile time of the seeds' training (``fibjax.training.seeds.compile_seeds``, sharded over
+    every device): the best of ``--compiles`` compilations from scratch (JAX's in-process caches
+    cleared before each), whole and its XLA part (``fibjax.training.program.compile_program``); the
+    rest is tracing and lowering,
   - the steady-state throughput in seed-epochs per second (the best of ``--repeats`` timed
     calls after a first, untimed one; shared machines make single calls noisy),
   - the compiled program's memory (arguments, outputs and temporaries, from XLA),
@@ -68,6 +68,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- the worker: one version of fibjax in one process, answering one JSON line per request ---
 
 
+# Where each piece lives: fibjax in layers (issue 27), and the flat package before it, so that
+# ``--baseline`` can measure a commit of either layout.
+LAYOUTS = (
+    {
+        "runtime": "fibjax.training.runtime",
+        "config": "fibjax.training.config",
+        "seeds": "fibjax.training.seeds",
+        "program_cache": "fibjax.training.program_cache",
+        "optim": "fibjax.training.optim",
+    },
+    {
+        "runtime": "fibjax.runtime",
+        "config": "fibjax.train",
+        "seeds": "fibjax.train",
+        "program_cache": "fibjax.program_cache",
+        "optim": "fibjax.optim",
+    },
+)
+
+
+def fibjax_modules() -> dict:
+    """The modules of the fibjax on ``sys.path``, by role, in whichever layout it has."""
+    import importlib
+    import importlib.util
+
+    for layout in LAYOUTS:
+        if importlib.util.find_spec(layout["runtime"].rpartition(".")[0] or "fibjax") is None:
+            continue
+        try:
+            return {role: importlib.import_module(name) for role, name in layout.items()}
+        except ModuleNotFoundError:
+            continue
+    raise RuntimeError("no known layout of fibjax's modules")
+
+
 class Measurer:
     """Compiles and times the programs of the fibjax found at ``root``."""
 
@@ -77,40 +112,37 @@ class Measurer:
 
         if not Path(fibjax.__file__).resolve().is_relative_to(Path(root).resolve()):
             raise RuntimeError(f"imported {fibjax.__file__}, not the fibjax in {root}")
-        from fibjax import runtime
         from fibjax.data import fibonacci_windows
 
-        runtime.configure(cache_dir=None, cpu_devices=cpu_devices)
+        self.modules = fibjax_modules()
+        self.modules["runtime"].configure(cache_dir=None, cpu_devices=cpu_devices)
         self.data = fibonacci_windows()
         self.run = None
 
     def config(self, cell: str, model: str, epochs: int):
-        from fibjax.train import TrainConfig
-
-        return TrainConfig(model, epochs=epochs, cell=cell)
+        return self.modules["config"].TrainConfig(model, epochs=epochs, cell=cell)
 
     def describe(self) -> dict:
         import jax
 
-        from fibjax import runtime
-
-        return {"devices": runtime.device_description(), "jax": jax.__version__}
+        return {"devices": self.modules["runtime"].device_description(), "jax": jax.__version__}
 
     def compile(self, cell: str, model: str, epochs: int, seeds: int) -> dict:
         """Compiles the training of ``seeds`` seeds from scratch and calls it once, untimed."""
         import jax
 
-        from fibjax import train
+        # compile_seeds looks compile_program up in its own module, which is patched below.
+        seeds_module = self.modules["seeds"]
 
         # A compilation from scratch: neither this process's memo of compiled programs nor
         # JAX's caches of traced functions may answer it. (Versions from before the memo have
         # none to clear.)
-        memo = getattr(sys.modules.get("fibjax.program_cache"), "COMPILED", None)
+        memo = getattr(self.modules["program_cache"], "COMPILED", None)
         if memo is not None:
             memo.clear()
         jax.clear_caches()
         xla_s = []
-        compile_program = train.compile_program
+        compile_program = seeds_module.compile_program
 
         def timed(lowered, platform):
             start = time.perf_counter()
@@ -118,15 +150,15 @@ class Measurer:
             xla_s.append(time.perf_counter() - start)
             return compiled
 
-        train.compile_program = timed
+        seeds_module.compile_program = timed
         try:
             start = time.perf_counter()
-            self.run = train.compile_seeds(
+            self.run = seeds_module.compile_seeds(
                 self.config(cell, model, epochs), self.data, list(range(seeds))
             )
             compile_s = time.perf_counter() - start
         finally:
-            train.compile_program = compile_program
+            seeds_module.compile_program = compile_program
         jax.block_until_ready(self.run())  # the first call pays one-off transfers
         memory = self.run.compiled.memory_analysis()
         program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -148,8 +180,8 @@ class Measurer:
         import optax
 
         from fibjax.models import make_model
-        from fibjax.optim import make_optimizer
 
+        make_optimizer = self.modules["optim"].make_optimizer
         config = self.config(cell, model, 1)
         model = make_model(config.model, config.hidden, cell=config.cell)
         optimizer = make_optimizer(config.optimizer, config.learning_rate)

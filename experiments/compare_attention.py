@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fibjax.cli import exit_quickly, main  # noqa: E402
+from fibjax.cli.entry import exit_quickly, main  # noqa: E402
 
 if __name__ == "__main__":
     exit_quickly(main(["compare", *sys.argv[1:]]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fibjax.runtime import xla_flags
+from fibjax.training.runtime import xla_flags
 
 # XLA's CPU options as fibjax's command line sets them, before any test starts JAX's backend: the
 # tests check the programs that users run.

@@ -1,5 +1,6 @@
 """The Python API as a notebook uses it: configure(), compiled programs reused, readable results."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import chex
 import numpy as np
 import pytest
 
-from fibjax import program_cache, train
 from fibjax.data import fibonacci_windows
-from fibjax.progress import Phases
 from fibjax.stats import StatsConfig, compare
-from fibjax.train import TrainConfig, fit_seeds
+from fibjax.training import program_cache
+from fibjax.training import seeds as seeds_lib
+from fibjax.training.config import FitResult, TrainConfig
+from fibjax.training.progress import Phases
+from fibjax.training.seeds import fit_seeds
 
 SMALL = fibonacci_windows(n_terms=70, window=6)
 CONFIG = TrainConfig("vanilla", epochs=1)
@@ -22,8 +25,8 @@ CONFIG = TrainConfig("vanilla", epochs=1)
 def test_a_second_fit_seeds_compiles_nothing(monkeypatch):
     monkeypatch.setattr(program_cache, "COMPILED", program_cache.ProgramMemo(maxsize=8))
     compiled = []
-    real = train.compile_program
-    monkeypatch.setattr(train, "compile_program", lambda *a: compiled.append(1) or real(*a))
+    real = seeds_lib.compile_program
+    monkeypatch.setattr(seeds_lib, "compile_program", lambda *a: compiled.append(1) or real(*a))
     first = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
     again = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
     others = fit_seeds(CONFIG, SMALL, [3, 4, 5], program_cache=False)  # keys are arguments
@@ -36,7 +39,7 @@ def test_a_second_fit_seeds_compiles_nothing(monkeypatch):
 
 
 def test_results_read_well(capsys):
-    result = train.FitResult({}, np.ones((2, 1)), np.zeros(2), np.array([1e-4, 3e-4]), np.zeros(2))
+    result = FitResult({}, np.ones((2, 1)), np.zeros(2), np.array([1e-4, 3e-4]), np.zeros(2))
     assert (
         repr(result)
         == "FitResult(2 seeds, 1 epochs; test MSE median 2.00e-04 [1.00e-04, 3.00e-04]; 0 diverged)"
@@ -76,7 +79,8 @@ def test_configure_in_a_fresh_process(tmp_path):
         runtime = fibjax.configure()
         import jax
         from fibjax.data import fibonacci_windows
-        from fibjax.train import TrainConfig, fit_seeds
+        from fibjax.training.config import TrainConfig
+        from fibjax.training.seeds import fit_seeds
         fit_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60, window=6), [0])
         loop = jax.jit(lambda x: jax.lax.fori_loop(0, 9, lambda i, c: jax.numpy.tanh(c), x))
         whole = "xla_cpu_small_call" in loop.lower(jax.numpy.ones(4096)).compile().as_text()
@@ -103,3 +107,43 @@ def test_configure_in_a_fresh_process(tmp_path):
     assert len(message) == 1, done.stderr
     assert message[0].startswith("fibjax.configure(): JAX had started already")
     assert list((tmp_path / "programs").glob(f"*{program_cache.SUFFIX}"))
+
+
+TINY = ["--seeds", "2", "--epochs", "2", "--n-terms", "80", "--window", "6", "--no-cache"]
+ONE_POINT = ["--models", "dot", "--window", "6", "--n-terms", "60", "--seeds", "2", "--epochs", "1"]
+
+
+@pytest.mark.slow
+def test_the_studies_as_functions_equal_the_command_line(tmp_path, capsys):
+    # fibjax.compare_models and fibjax.sweep_grid on the configurations the command line saved:
+    # the same tables, byte for byte; a second call on the finished folder trains nothing, and
+    # a folder of another configuration is refused.
+    import fibjax
+    from fibjax.cli import entry
+    from fibjax.studies import compare as compare_lib
+    from fibjax.studies import sweep as sweep_lib
+
+    assert entry.main(["compare", *TINY, "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        entry.main(["sweep", *ONE_POINT, "--no-cache", "--out", str(tmp_path / "cli-sweep")]) == 0
+    )
+    config = compare_lib.load_run(tmp_path / "cli")[0]
+    summary = fibjax.compare_models(config, tmp_path / "api", show=False)
+    assert set(summary["verdicts"]) == set(json_of(tmp_path / "cli" / "summary.json")["verdicts"])
+    for name in ("results.csv", "curves.npz"):
+        assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    again = fibjax.compare_models(config, tmp_path / "api", show=False)
+    assert again["verdicts"] == summary["verdicts"]
+    grid = sweep_lib.load_sweep(tmp_path / "cli-sweep")[0]
+    fibjax.sweep_grid(grid, tmp_path / "api-sweep", show=False)
+    csv = (tmp_path / "api-sweep" / "sweep.csv").read_bytes()
+    assert csv == (tmp_path / "cli-sweep" / "sweep.csv").read_bytes()
+    with pytest.raises(ValueError, match="another configuration"):
+        other = dataclasses.replace(config, seeds=(5, 6))
+        fibjax.compare_models(other, tmp_path / "api", show=False)
+
+
+def json_of(path):
+    import json
+
+    return json.loads(path.read_text())

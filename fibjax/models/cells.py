@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from fibjax.models.initializers import glorot_uniform, orthogonal, zeros
-from fibjax.recurrence import gated_rnn, gru_core, simple_rnn, simple_rnn_step
+from fibjax.models.recurrence import gated_rnn, gru_core, simple_rnn, simple_rnn_step
 
 State = Any  # an array ``<float32>[batch, H]``, or a tuple of them (LSTM: ``(h, c)``)
 
@@ -119,7 +119,7 @@ class RecurrentCell(nn.Module):
     def step(state: State, x_t: jax.Array, *weights: jax.Array) -> State:
         raise NotImplementedError
 
-    GATED: ClassVar[str] = ""  # its name in fibjax.recurrence.gated_rnn, if it has one there
+    GATED: ClassVar[str] = ""  # its name in fibjax.models.recurrence.gated_rnn, if it has one there
 
     def initial_state(self, batch: int, dtype: Any = jnp.float32) -> State:
         """The zero state, ``<float32>[batch, H]`` (a pair of them for LSTM)."""
@@ -244,8 +244,8 @@ class RecurrentLayer(nn.Module):
 class SimpleRNN(RecurrentLayer):
     """Keras's ``SimpleRNN``.
 
-    The loop and its gradient are :func:`fibjax.recurrence.simple_rnn`, whose backward pass is
-    written out; on a CPU it trains 1.4 to 1.8 times faster than differentiating a scan of the
+    The loop and its gradient are :func:`fibjax.models.recurrence.simple_rnn`, whose backward pass
+    is written out; on a CPU it trains 1.4 to 1.8 times faster than differentiating a scan of the
     cell (``benchmarks/NOTES.md``).
     """
 
@@ -256,7 +256,7 @@ class SimpleRNN(RecurrentLayer):
 
 
 class GatedLayer(RecurrentLayer):
-    """A layer whose loop and gradient are :func:`fibjax.recurrence.gated_rnn` of its cell's
+    """A layer whose loop and gradient are :func:`fibjax.models.recurrence.gated_rnn` of its cell's
     ``core``: the backward pass written out around the cell's elementwise step."""
 
     def run(self, cell: RecurrentCell, x: jax.Array, weights: tuple[jax.Array, ...]) -> jax.Array:
@@ -271,8 +271,8 @@ class GatedLayer(RecurrentLayer):
 
 class GRU(GatedLayer):
     """Keras's ``GRU`` (``reset_after=True``); its backward pass is written out
-    (:func:`fibjax.recurrence.gated_rnn`), 1.2 to 1.5 times faster on a CPU than differentiating
-    a scan of :class:`GRUCell` (``benchmarks/NOTES.md``)."""
+    (:func:`fibjax.models.recurrence.gated_rnn`), 1.2 to 1.5 times faster on a CPU than
+    differentiating a scan of :class:`GRUCell` (``benchmarks/NOTES.md``)."""
 
     CELL: ClassVar[type[RecurrentCell]] = GRUCell
 

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fibjax.attention import attention_pooling
+from fibjax.models.attention import attention_pooling
 from fibjax.models.initializers import attention_normal, glorot_uniform, zeros
 
 
@@ -98,8 +98,8 @@ class AttentionPooling(Attention):
     """The notebook's attention: ``s_t = tanh(h_t W_a + b_t)``, ``W_a [H, 1]``, ``b [time, 1]``.
 
     ``b`` has one entry per time step, as in the notebook, so the layer is tied to one window
-    length. Computed by :func:`fibjax.attention.attention_pooling`, whose passes are written out
-    for speed under ``vmap`` over seeds.
+    length. Computed by :func:`fibjax.models.attention.attention_pooling`, whose passes are written
+    out for speed under ``vmap`` over seeds.
     """
 
     KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("kernel", "bias")

@@ -49,7 +49,7 @@ class PoolingEntry:
       has_attention: it sows attention weights α (:func:`fibjax.models.attention_weights`).
       window_bound: its parameters fit one window length only (a per-step weight).
       cost: training work per seed relative to the last-state model, for
-        :func:`fibjax.train.default_chunk`.
+        :func:`fibjax.training.layout.default_chunk`.
     """
 
     module: type[nn.Module]

@@ -1,0 +1,171 @@
+"""How a command runs: the JAX runtime, runs across processes, Ctrl-C and the run's record.
+
+A run across processes either joins the others here (:mod:`fibjax.cluster.distributed`) or runs
+the command again as a supervised worker (:mod:`fibjax.cluster.supervisor`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fibjax.cli.options import UsageError
+
+
+def configure_runtime(args: argparse.Namespace, distributed=None) -> Path | None:
+    """Applies the runtime options; must run before the first JAX computation.
+
+    With ``distributed`` (a :class:`fibjax.cluster.distributed.DistributedConfig`), this process
+    also joins the others.
+
+    Returns:
+      The folder for traced training programs (``programs`` in the cache folder), or ``None``
+      when caching is off or the run spans processes (each traces its own).
+    """
+    from fibjax.training import runtime
+
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
+    cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
+    try:
+        runtime.configure(
+            cache_dir=cache_dir, cpu_devices=args.cpu_devices, distributed=distributed
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(
+            f"cache folder {cache_dir}: cannot be created ({error.strerror or error});"
+            " give another with --cache-dir or FIBJAX_CACHE_DIR, or run with --no-cache"
+        ) from None
+    if cache_dir is None or (distributed is not None and distributed.enabled):
+        return None
+    programs = Path(cache_dir) / "programs"
+    from fibjax.results import storage
+
+    storage.remove_stale_temporaries(programs)  # of runs killed while they saved a program
+    return programs
+
+
+def supervised(args: argparse.Namespace, config, default_out: Path) -> int:
+    """Runs this command again as a worker child (:mod:`fibjax.cluster.supervisor`); its status."""
+    from fibjax.cluster import distributed, supervisor
+
+    try:
+        distributed.check_reachable(config)  # in one line here, before a worker starts
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    argv = list(args.argv)
+    out_dir = args.resume or args.out
+    if out_dir is None:  # process 0's folder, named once, here
+        out_dir = default_out
+        argv += ["--out", str(out_dir)]
+    if config.process_id is None:
+        process = "this process"
+    else:
+        process = f"process {config.process_id} of {config.num_processes}"
+    resume = f"fibjax {args.command} --resume {out_dir} (with the same distributed options)"
+    return supervisor.supervise(argv, process, out_dir, resume)
+
+
+def run_across(
+    args: argparse.Namespace,
+    config,
+    prepare: Callable[[], Path],
+    train: Callable[[Path, Any], int],
+) -> int:
+    """Runs a command as one process of several; the status of this process.
+
+    Joins the others; process 0 runs ``prepare()`` (checks, the run folder), whose folder
+    every process gets; every process runs ``train(out_dir, peers)``; the processes other than
+    0 then wait for it and say where it wrote.
+    """
+    from fibjax.cluster import distributed
+
+    configure_runtime(args, config)
+    peers = distributed.Peers.of_jax()
+    try:
+        out_dir = Path(peers.decide(lambda: str(prepare()), (UsageError, OSError)))
+    except distributed.PeerError as error:
+        raise UsageError(str(error)) from None
+    status = while_joined(config, lambda: train(out_dir, peers))
+    return status if peers.main or status else share_done(peers, out_dir)
+
+
+def while_joined(config, work: Callable[[], int]) -> int:
+    """Runs ``work()`` of a process joined to others; a lost process ends it with one line.
+
+    When another process is lost, a collective with it fails here first (Gloo: connection
+    closed). JAX's runtime then ends this process within the heartbeat timeout, and
+    :mod:`fibjax.cluster.supervisor` names the lost process; this waits for that, and says what it
+    knows if the runtime does not come.
+    """
+    import jax
+
+    try:
+        return work()
+    except jax.errors.JaxRuntimeError as error:
+        time.sleep(config.heartbeat_timeout + 10)
+        first = (str(error).strip().splitlines() or ["?"])[0]
+        print(f"fibjax: error: lost contact with another process: {first}", file=sys.stderr)
+        return 1
+
+
+def share_done(peers, out_dir: Path) -> int:
+    """The end of a process other than 0: wait for process 0, then say where it wrote."""
+    peers.finish()
+    print(
+        f"process {peers.index} of {peers.count}: trained its share of the seeds; process 0"
+        f" wrote the results to {out_dir}"
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def catch_ctrl_c() -> Iterator[dict[str, bool]]:
+    """Notes a Ctrl-C even where Python swallows its ``KeyboardInterrupt``.
+
+    A Ctrl-C that lands while the garbage collector runs JAX's callback raises inside that
+    callback, where Python prints "Exception ignored" and carries on. Inside this block the
+    handler also sets ``["hit"]``, so the run can stop at its next step all the same, and such
+    a swallowed interrupt is not printed.
+    """
+    state = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state  # only the main thread may set signal handlers
+        return
+
+    def on_sigint(signum, frame):
+        state["hit"] = True
+        raise KeyboardInterrupt
+
+    def on_unraisable(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, on_unraisable
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        sys.unraisablehook = previous_hook
+
+
+def interrupted(what: str) -> None:
+    """Says on stderr that the command was interrupted, then ``what`` (what is saved, what next)."""
+    print(f"fibjax: interrupted; {what}", file=sys.stderr)
+
+
+def environment_record(argv: Sequence[str] | None) -> dict[str, object]:
+    """Package versions, device and command line, for the run's record."""
+    from fibjax.studies.environment import environment_record as record
+
+    return record(["fibjax", *(sys.argv[1:] if argv is None else argv)])

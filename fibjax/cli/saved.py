@@ -1,0 +1,71 @@
+"""``fibjax report`` and ``fibjax plot``: a finished run's report and figures, built again.
+
+The run is a comparison's or a sweep's saved folder; a bad folder or file is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fibjax.cli.compare import summary_table
+from fibjax.cli.options import UsageError, os_error_text
+from fibjax.cli.sweep import decision_table
+
+
+def add_parsers(commands) -> None:
+    """Adds ``fibjax report`` and ``fibjax plot`` to the sub-commands."""
+    report = commands.add_parser("report", help="rebuild a finished comparison's or sweep's report")
+    report.add_argument("dir", type=Path, help="the comparison's or sweep's output folder")
+    report.set_defaults(handler=_run_report)
+
+    plot = commands.add_parser("plot", help="redraw a finished comparison's or sweep's figures")
+    plot.add_argument("dir", type=Path, help="the comparison's output folder")
+    plot.set_defaults(handler=_run_plot)
+
+
+def _from_saved_run(folder: Path, build):
+    """Runs ``build(folder)`` on a finished run, turning a bad folder or file into one line."""
+    from fibjax.results import storage
+
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    try:
+        return build(folder)
+    except storage.ResultFileError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(
+            f"{folder}: cannot write the report ({os_error_text(error)}); the previous"
+            " report's files are unchanged. Make the folder writable, or copy it"
+        ) from None
+
+
+def _is_sweep(folder: Path) -> bool:
+    return (Path(folder) / "sweep.json").exists()  # fibjax.studies.sweep.SWEEP_FILE, without JAX
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from fibjax.reports import compare_report as report
+
+    if _is_sweep(args.dir):
+        from fibjax.reports import sweep_report
+
+        summary = _from_saved_run(args.dir, sweep_report.build_report)
+        print(decision_table(summary))
+        print(f"\nReport: {args.dir / 'report.md'}")
+        return 0
+    summary = _from_saved_run(args.dir, report.build_report)
+    print(summary_table(summary))
+    print(f"\nReport: {args.dir / 'report.md'}")
+    return 0
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from fibjax.reports import compare_report as report
+
+    if _is_sweep(args.dir):  # a sweep's figures are drawn with its report
+        return _run_report(args)
+    for file in _from_saved_run(args.dir, report.redraw_figures).values():
+        print(args.dir / file)
+    return 0

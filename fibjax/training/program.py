@@ -1,0 +1,262 @@
+"""Training with the notebook's protocol, as one pure function of a PRNG key.
+
+:func:`make_train` builds ``train(key) -> FitResult``: ``lax.scan`` over epochs, a fresh
+permutation of the training windows each epoch (:func:`shuffled_order`), ``lax.scan`` over
+mini-batches with the Optax update inside. :func:`make_train_on` is the same training with the
+windows and the learning rate as arguments. :func:`compile_program` compiles a lowered program
+with fibjax's XLA options; :func:`fit` runs one seed under ``jax.jit``
+(:func:`fibjax.training.seeds.fit_seeds` runs many).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fibjax.data import FibonacciData
+from fibjax.models import make_model
+from fibjax.training.config import FitResult, TrainConfig, Windows
+from fibjax.training.evaluation import train_test_mse
+from fibjax.training.optim import make_optimizer
+from fibjax.training.sorting import sort_numbers
+
+
+def shuffled_order(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random permutation of ``range(n)``, as ``jax.random.permutation`` draws it.
+
+    ``jax.random.permutation`` sorts random keys paired with the indices. Here each index is
+    packed into the low bits of one random ``uint32`` and the packed numbers are sorted alone:
+    XLA's CPU runtime sorts one array of numbers about five times faster than key-value pairs,
+    and the permutation had taken about a quarter of a training epoch. Equal random bits keep
+    their index order, so, as JAX does, the sort is repeated until ties are negligible: rounds
+    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits. Under ``vmap`` over seeds the rows are
+    sorted together (:func:`fibjax.training.sorting.sort_numbers`), with the same result.
+
+    Args:
+      key: a ``jax.random.key``.
+      n: the length, at most ``2**24`` (room for 8 random bits).
+
+    Returns:
+      ``<int32>[n]``, each of ``0 .. n-1`` once.
+
+    >>> order = shuffled_order(jax.random.key(0), 5)
+    >>> sorted(order.tolist())
+    [0, 1, 2, 3, 4]
+    """
+    if not 1 <= n <= 2**24:
+        raise ValueError(f"n={n!r} must be from 1 to 2**24")
+    index_bits = max(1, (n - 1).bit_length())
+    random_bits = 32 - index_bits
+    rounds = max(1, math.ceil(3 * math.log(n) / (random_bits * math.log(2))))
+    index = jnp.arange(n, dtype=jnp.uint32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    order = index
+    for round_key in jax.random.split(key, rounds):
+        noise = jax.random.bits(round_key, (n,), jnp.uint32) & ~low
+        order = order[sort_numbers(noise | index) & low]
+    return order.astype(jnp.int32)
+
+
+def _mse(model, params, x, y):
+    return jnp.mean(jnp.square(model.apply({"params": params}, x) - y))
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def _first_failure(finite: jax.Array) -> jax.Array:
+    """1-based index of the first False in ``<bool>[epochs]``, or 0 when all are True."""
+    failed = ~finite
+    return jnp.where(jnp.any(failed), jnp.argmax(failed) + 1, 0).astype(jnp.int32)
+
+
+def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
+    """Builds ``train(key, windows, learning_rate, params=None) -> FitResult``.
+
+    The same training as :func:`make_train`, with the windows (:class:`Windows`) and the
+    learning rate as arguments: traced, a compiled program serves every data set of the same
+    shapes and every learning rate (``config.learning_rate`` is not used).
+
+    Args:
+      config: the training protocol.
+
+    Returns:
+      A pure function of a key, windows, a ``<float32>[]`` learning rate and optional starting
+      parameters, to be jitted or vmapped.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> train = make_train_on(TrainConfig("vanilla", epochs=2))
+    >>> windows = Windows.of(fibonacci_windows(n_terms=60))
+    >>> result = jax.jit(train)(jax.random.key(0), windows, 1e-2)
+    >>> result.epoch_losses.shape
+    (2,)
+    """
+    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
+
+    def train(
+        key: jax.Array, windows: Windows, learning_rate: Any, params: Any = None
+    ) -> FitResult:
+        optimizer = make_optimizer(config.optimizer, learning_rate)
+        init_key, order_key = jax.random.split(key)
+        if params is None:
+            params = model.init(init_key, windows.train_x[:1])["params"]
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+        run_epoch = _epoch_runner(config, model, optimizer, windows, order_key)
+        carry = (params, optimizer.init(params))
+        epochs = jnp.arange(config.epochs)
+        (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, epochs)
+        train_mse, test_mse = train_test_mse(model, params, windows)
+        return FitResult(
+            params=params,
+            epoch_losses=losses,
+            train_mse=train_mse,
+            test_mse=test_mse,
+            diverged_epoch=_first_failure(finite),
+            step_losses=steps,
+        )
+
+    return train
+
+
+def _epoch_runner(config, model, optimizer, windows: Windows, order_key) -> Callable:
+    """``run_epoch(carry, epoch) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``."""
+    n_train, batch = windows.train_x.shape[0], config.batch_size
+    n_full, remainder = divmod(n_train, batch)
+
+    def update(carry, indices):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(_mse, argnums=1)(
+            model, params, windows.train_x[indices], windows.train_y[indices]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch_order(epoch):
+        if not config.shuffle:
+            return jnp.arange(n_train)
+        return shuffled_order(jax.random.fold_in(order_key, epoch), n_train)
+
+    def run_epoch(carry, epoch):
+        order = epoch_order(epoch)
+        batches = order[: n_full * batch].reshape(n_full, batch)
+        carry, losses = jax.lax.scan(update, carry, batches)
+        total = jnp.sum(losses) * batch
+        if remainder:
+            carry, last = update(carry, order[n_full * batch :])
+            losses = jnp.append(losses, last)
+            total = total + last * remainder
+        # Keras logs the mean of batch losses weighted by batch size.
+        epoch_loss = total / n_train
+        finite = jnp.isfinite(epoch_loss) & _all_finite(carry[0])
+        step_losses = losses if config.record_step_losses else None
+        return carry, (epoch_loss, finite, step_losses)
+
+    return run_epoch
+
+
+def make_train(
+    config: TrainConfig,
+    data: FibonacciData,
+) -> Callable[..., FitResult]:
+    """Builds ``train(key, params=None) -> FitResult``, the whole training of one seed.
+
+    ``key`` is split into one key for the initial weights and one for the data order, so two
+    models trained under the same key see the same sequence of training windows. With
+    ``params`` given, training starts from them instead (the first key goes unused).
+
+    Args:
+      config: the training protocol.
+      data: the windows; cast to float32 here.
+
+    Returns:
+      A pure function of a key (and optional parameters), to be jitted or vmapped.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> train = make_train(TrainConfig("vanilla", epochs=2), fibonacci_windows(n_terms=60))
+    >>> result = jax.jit(train)(jax.random.key(0))
+    >>> result.epoch_losses.shape
+    (2,)
+    """
+    train_on = make_train_on(config)
+    windows = Windows.of(data)
+
+    def train(key: jax.Array, params: Any = None) -> FitResult:
+        return train_on(key, windows, config.learning_rate, params)
+
+    return train
+
+
+# XLA's CPU backend hands larger reductions to the YNNPACK library. For this model's reductions
+# (over 20 time steps and 2 units) the library call costs far more than the work: with it, the
+# attention model trained 4.5 times slower per seed once a device ran more than about 100 seeds
+# at once (benchmarks/NOTES.md). fibjax's programs opt out; XLA's own loops do the reductions.
+# XLA asks LLVM for 256-bit vectors by default. The seed-last loops (fibjax.models.seeds_last)
+# run 128 seeds side by side, so on a CPU with AVX-512 twice as many lanes per instruction trained
+# the vanilla model 1.08-1.11 and the attention model 1.20 times as fast, with the same bits; a
+# CPU without 512-bit vectors uses its widest. Some of XLA's reductions follow the width: the
+# additive and dot forms trained on 5 seeds of a small data set differ in their last bits.
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_cpu_prefer_vector_width": 512,
+}
+_UNKNOWN_OPTION = re.compile(r"No such compile option: '([^']+)'")
+
+
+def compile_program(lowered: jax.stages.Lowered, platform: str) -> jax.stages.Compiled:
+    """Compiles a lowered training program with fibjax's options for ``platform``.
+
+    On a CPU the options are :data:`CPU_COMPILER_OPTIONS`; those an XLA does not know (an older
+    JAX, without YNNPACK fusions) are left out, one by one.
+
+    >>> lowered = jax.jit(lambda x: x.sum()).lower(jnp.ones(3))
+    >>> compile_program(lowered, "cpu")(jnp.ones(3))
+    Array(3., dtype=float32)
+    """
+    if platform != "cpu":
+        return lowered.compile()
+    options = dict(CPU_COMPILER_OPTIONS)
+    while True:
+        try:
+            return lowered.compile(compiler_options=options)
+        except jax.errors.JaxRuntimeError as error:
+            unknown = _UNKNOWN_OPTION.search(str(error))
+            if unknown is None or unknown.group(1) not in options:
+                raise
+            del options[unknown.group(1)]
+
+
+def fit(
+    config: TrainConfig,
+    data: FibonacciData,
+    *,
+    key: jax.Array,
+    params: Any = None,
+) -> FitResult:
+    """Trains one model under one key, as one jitted call.
+
+    Args:
+      config: the training protocol.
+      data: the windows.
+      key: a ``jax.random.key``; see :func:`make_train` for how it is used.
+      params: optional starting weights (for example from
+        :func:`fibjax.models.keras_compat.from_keras_weights`); otherwise initialised from ``key``.
+
+    Returns:
+      The :class:`FitResult` of the run.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> config = TrainConfig("attention", epochs=1)
+    >>> result = fit(config, fibonacci_windows(n_terms=60), key=jax.random.key(0))
+    >>> result.test_mse.shape
+    ()
+    """
+    lowered = jax.jit(make_train(config, data)).lower(key, params)
+    return compile_program(lowered, jax.default_backend())(key, params)

@@ -1,0 +1,279 @@
+"""Many seeds in one compiled call: ``jax.vmap`` of one seed's training, sharded over devices.
+
+:func:`compile_seeds` compiles the training of a list of seeds (at one or more learning rates)
+as one ``jit(shard_map(...))`` program, the seeds in chunks (:mod:`fibjax.training.layout`) and
+checked against memory first (:mod:`fibjax.training.memory`); :class:`CompiledSeeds` runs it.
+:func:`fit_seeds` compiles and runs it at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import PartitionSpec as P
+
+from fibjax.data import FibonacciData
+from fibjax.training import program_cache as program_cache_lib
+from fibjax.training import progress as progress_lib
+from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
+from fibjax.training.layout import default_chunk, device_layout
+from fibjax.training.memory import check_memory
+from fibjax.training.program import compile_program, make_train_on
+
+
+def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """NumPy arrays placed with ``sharding``; each process gives only its own devices' parts."""
+
+    def place(value):
+        value = np.asarray(value)
+        return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+    return jax.tree.map(place, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledSeeds:
+    """The compiled training of a list of seeds (at one or more learning rates); call it to run.
+
+    Attributes:
+      compiled: the ahead-of-time compiled program (``memory_analysis()`` and
+        ``cost_analysis()`` describe it).
+      seeds: ``<uint32>[padded]`` the seeds, padded and sharded over the devices.
+      rates: ``<float32>[n_rates]`` the learning rates, replicated on every device.
+      windows: the windows it was compiled for (replicated on every device).
+      n_seeds: how many leading results are real; the rest is padding.
+      n_rates: learning rates, or ``None`` when it was compiled for the config's one.
+    """
+
+    compiled: Any
+    seeds: jax.Array
+    rates: jax.Array
+    windows: Windows
+    n_seeds: int
+    n_rates: int | None = None
+
+    def __call__(self, data: FibonacciData | None = None) -> FitResult:
+        """Trains every seed, on the windows compiled for or on ``data`` of the same shapes.
+
+        Returns:
+          A :class:`FitResult` whose fields lead with ``[n_seeds]``, or ``[n_rates, n_seeds]``
+          when compiled for a list of learning rates.
+        """
+        windows = self.windows if data is None else self._same_shapes(data)
+        result = self.compiled(self.seeds, self.rates, windows)
+        if not self.seeds.is_fully_addressable:
+            # Seeds trained by other processes (jax.distributed): every process gets them all.
+            result = multihost_utils.process_allgather(result, tiled=True)
+        if self.n_rates is None:
+            return jax.tree.map(lambda leaf: leaf[0, : self.n_seeds], result)
+        return jax.tree.map(lambda leaf: leaf[:, : self.n_seeds], result)
+
+    def _same_shapes(self, data: FibonacciData) -> Windows:
+        windows = Windows.of(data)
+        if windows.shapes() != self.windows.shapes():
+            raise ValueError(
+                f"the data's windows {windows.shapes()} differ in shape from those the program"
+                f" was compiled for {self.windows.shapes()}"
+            )
+        return _global(windows, self.windows.train_x.sharding)
+
+
+def _seeds_program(
+    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int
+) -> Callable[[jax.Array, jax.Array, Windows], FitResult]:
+    """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
+    after another; the learning rates and the windows replicated."""
+
+    def train_seeds(local_seeds, rates, windows):
+        # A device's seeds go vmapped in chunks, one chunk after another: a working set that
+        # stays in cache trains faster than one wide vmap.
+        local_keys = seed_keys(local_seeds)
+        batch_size = chunk or local_seeds.shape[0]
+
+        def at_rate(learning_rate):
+            # The rate is one traced scalar for the whole chunk, not a vmapped value: so each
+            # seed's arithmetic is the same whatever the chunk's width, and a seed's result
+            # does not depend on how the seeds were spread over devices.
+            train = functools.partial(train_on, windows=windows, learning_rate=learning_rate)
+            return jax.lax.map(train, local_keys, batch_size=batch_size)
+
+        return jax.lax.map(at_rate, rates)
+
+    seeds = P("seeds")
+    return jax.jit(
+        jax.shard_map(
+            train_seeds,
+            mesh=mesh,
+            in_specs=(seeds, P(), P()),
+            out_specs=P(None, "seeds"),
+            check_vma=False,
+        )
+    )
+
+
+def compile_seeds(
+    config: TrainConfig,
+    data: FibonacciData,
+    seeds: Sequence[int],
+    *,
+    learning_rates: Sequence[float] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    chunk: int | None = None,
+    program_cache: Path | None = None,
+) -> CompiledSeeds:
+    """Compiles the training of every seed as one call; returns what runs it.
+
+    The seed axis is a ``jax.vmap`` axis, sharded over ``devices`` (by default every device of
+    every process, after :func:`jax.distributed.initialize`) on a one-dimensional mesh with
+    ``jax.shard_map``; each process places only its own devices' seeds, and every process gets
+    every result. With ``learning_rates``, every seed trains
+    at each rate in the same call, one rate after another (``jax.lax.map``). The windows and the
+    learning rates are arguments of the compiled program, not constants: it serves any data of
+    the same shapes (:meth:`CompiledSeeds.__call__`), and a program cache entry serves every
+    learning rate. The seeds are padded with copies of the last one, whose results are
+    dropped, so that every device trains as many and no chunk is narrower than
+    :data:`fibjax.training.layout.MIN_CHUNK` (:func:`fibjax.training.layout.device_layout`): a
+    seed's result is then the same bits however many devices and processes share the work.
+
+    Args:
+      config: the training protocol (its ``learning_rate`` unless ``learning_rates`` is given).
+      data: the windows.
+      seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
+      learning_rates: positive step sizes to train every seed at, or ``None`` for the config's.
+      devices: the devices to shard over.
+      chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
+        seeds go in chunks one after another (default:
+        :func:`fibjax.training.layout.default_chunk`; ``None`` on other platforms: all at
+        once), never fewer than :data:`fibjax.training.layout.MIN_CHUNK`.
+      program_cache: a folder where the traced program is kept between runs
+        (:mod:`fibjax.training.program_cache`), or ``None`` to trace it in every new process.
+
+    Within a process, the compiled program is kept in :data:`fibjax.training.program_cache.COMPILED`
+    (the last few, by configuration, data shapes, run count, chunk and devices): a second call
+    that differs only in seeds, learning rates or the windows' values compiles nothing.
+
+    Returns:
+      A :class:`CompiledSeeds`; calling it gives a :class:`FitResult` with a leading seed axis
+      on every field (``[n_rates, n_seeds]`` with ``learning_rates``), in the order given.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> run = compile_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60),
+    ...                     [0, 1, 2], learning_rates=[1e-3, 1e-2])
+    >>> run().test_mse.shape
+    (2, 3)
+    """
+    seeds = check_seeds(seeds)
+    rates = _check_rates(config, learning_rates)
+    devices = list(devices if devices is not None else jax.devices())
+    platform = devices[0].platform
+    if chunk is None:
+        chunk = default_chunk(config, data.train_x.shape[1], platform)
+    per_device, chunk = device_layout(len(seeds), len(devices), chunk)
+    padded = seeds + (seeds[-1],) * (per_device * len(devices) - len(seeds))
+    mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
+    replicated = jax.sharding.NamedSharding(mesh, P())
+    seeds_arg = _global(np.asarray(padded, np.uint32), jax.sharding.NamedSharding(mesh, P("seeds")))
+    rates_arg = _global(np.asarray(rates, np.float32), replicated)
+    windows = _global(Windows.of(data), replicated)
+
+    def trace() -> Callable[..., FitResult]:
+        return _seeds_program(make_train_on(config), mesh, chunk)
+
+    parts = {
+        # The learning rates and the windows' values are arguments: not part of the key.
+        "config": {**dataclasses.asdict(config), "learning_rate": None},
+        "windows": windows.shapes(),
+        "rates": len(rates),
+        "padded_seeds": len(padded),
+        "chunk": chunk,
+        "devices": [platform, devices[0].device_kind, len(devices)],
+    }
+    memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
+    compiled = program_cache_lib.COMPILED.get(memo_key)
+    if compiled is None:
+        if program_cache is None:
+            lowered = trace().lower(seeds_arg, rates_arg, windows)
+        else:
+            lowered = program_cache_lib.lower_cached(
+                program_cache, parts, trace, seeds_arg, rates_arg, windows
+            )
+        # Checked once the program is traced, from its parameters' shapes: before XLA's
+        # compilation, the long part, without tracing the model once more to count them.
+        n_params = sum(math.prod(p.shape[2:]) for p in jax.tree.leaves(lowered.out_info.params))
+        check_memory(config, data, len(seeds) * len(rates), devices, n_params=n_params)
+        compiled = compile_program(lowered, platform)
+        program_cache_lib.COMPILED.put(memo_key, compiled)
+    return CompiledSeeds(
+        compiled=compiled,
+        seeds=seeds_arg,
+        rates=rates_arg,
+        windows=windows,
+        n_seeds=len(seeds),
+        n_rates=None if learning_rates is None else len(rates),
+    )
+
+
+def _check_rates(config: TrainConfig, learning_rates: Sequence[float] | None) -> tuple[float, ...]:
+    """The learning rates to train at, each validated as :class:`TrainConfig` validates one."""
+    if learning_rates is None:
+        return (config.learning_rate,)
+    rates = tuple(learning_rates)
+    if not rates:
+        raise ValueError("learning_rates is empty; give at least one")
+    return tuple(dataclasses.replace(config, learning_rate=lr).learning_rate for lr in rates)
+
+
+def fit_seeds(
+    config: TrainConfig,
+    data: FibonacciData,
+    seeds: Sequence[int],
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    program_cache: Path | bool = True,
+    progress: bool | None = None,
+) -> FitResult:
+    """Trains one model under every seed in one compiled, vmapped and sharded call.
+
+    Each seed's result equals what :func:`fibjax.training.program.fit` gives for
+    ``jax.random.key(seed)`` (to float32 rounding), and two models trained under the same seed
+    see the same order of windows. The compiled program is reused: within a process from
+    :data:`fibjax.training.program_cache.COMPILED`, across processes from the folders
+    :func:`fibjax.configure` turned on (see :func:`compile_seeds`).
+
+    Args:
+      config: the training protocol.
+      data: the windows.
+      seeds: distinct integers; seed ``s`` means ``jax.random.key(s)``.
+      devices: the devices to shard over (by default every device of every process).
+      program_cache: ``True``: the folder of traced programs that :func:`fibjax.configure` set
+        up, if it was called; ``False``: none; or a folder.
+      progress: show the phases (compiling, training) and their time, on a widget in Jupyter
+        or a line on stderr (``tqdm.auto``); ``None``: only inside a Jupyter kernel.
+
+    Returns:
+      A :class:`FitResult` whose fields have a leading ``[n_seeds]`` axis.
+
+    >>> from fibjax.data import fibonacci_windows
+    >>> result = fit_seeds(TrainConfig("vanilla", epochs=2), fibonacci_windows(n_terms=60), [0, 1])
+    >>> result.epoch_losses.shape, result.test_mse.shape
+    ((2, 2), (2,))
+    """
+    if program_cache is True:
+        from fibjax.training import runtime
+
+        folder = runtime.programs_dir()
+    else:
+        folder = program_cache or None
+    with progress_lib.Phases(show=progress) as phases:
+        phases.phase(f"{config.model}: compiling for {len(seeds)} seeds")
+        run = compile_seeds(config, data, seeds, devices=devices, program_cache=folder)
+        phases.phase(f"{config.model}: training {len(seeds)} seeds, {config.epochs} epochs")
+        return jax.block_until_ready(run())

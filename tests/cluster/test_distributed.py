@@ -1,0 +1,228 @@
+"""One run across processes (jax.distributed): two local processes on 127.0.0.1, CPU and Gloo.
+
+Every multi-process test is bounded in time: the processes run under ``timeout``, with short
+join and heartbeat timeouts, so the suite cannot hang on a lost peer.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fibjax.cli import entry
+from fibjax.cluster import distributed, supervisor
+
+SMALL = ["--seeds", "6", "--epochs", "2", "--n-terms", "80", "--window", "6"]
+LIMIT = 240  # seconds any one process may take
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fibjax(args) -> subprocess.Popen:
+    """``python -m fibjax ARGS``, started; its output in pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fibjax", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+    )
+
+
+def joined(args, process_id: int, port: int, join_timeout: int = 60) -> subprocess.Popen:
+    """``fibjax ARGS`` as process ``process_id`` of 2 on 127.0.0.1, with one CPU device."""
+    return fibjax(
+        [*args, "--cpu-devices", "1", "--coordinator", f"127.0.0.1:{port}"]
+        + ["--num-processes", "2", "--process-id", process_id, "--heartbeat-timeout", 5]
+        + ["--join-timeout", join_timeout]
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=LIMIT)
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command, table",
+    [
+        (["compare", *SMALL], "results.csv"),
+        # The same machinery.
+        (
+            ["sweep", "--cell", "simple", "--models", "attention", "--window", "6"]
+            + ["--scaling", "minmax", *SMALL],
+            "sweep.csv",
+        ),
+    ],
+    ids=["compare", "sweep"],
+)
+def test_two_processes_give_what_one_process_gives(command, table, tmp_path):
+    # Against one process with one device; one process with 1, 2 or 4 devices gives the same
+    # bits too (tests/test_seeds.py).
+    port = free_port()
+    runs = {
+        "two": [joined([*command, "--out", tmp_path / "two"], i, port) for i in range(2)],
+        # Started together: the machine's cores are shared, the time is not added up.
+        "one": [fibjax([*command, "--out", tmp_path / "one", "--cpu-devices", 1])],
+    }
+    done = {name: [finish(p) for p in processes] for name, processes in runs.items()}
+    for results in done.values():
+        for status, _, err in results:
+            assert status == 0, err
+    (_, main_out, _), (_, other_out, other_err) = done["two"]
+    assert "Report:" in main_out
+    # The other process trains its share, writes nothing and says where process 0 wrote.
+    assert other_out.strip() == (
+        f"process 1 of 2: trained its share of the seeds; process 0 wrote the results to"
+        f" {tmp_path / 'two'}"
+    )
+    assert other_err == ""
+    # Bit for bit, however the seeds were spread over processes and devices.
+    tables = {name: (tmp_path / name / table).read_bytes() for name in runs}
+    assert all(tables[name] == tables["two"] for name in runs)
+
+
+@pytest.mark.slow
+def test_a_lost_process_stops_the_other_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    args = ["compare", *SMALL, "--out", out]
+    port = free_port()
+    main, other = joined(args, 0, port), joined(args, 1, port)
+    try:
+        # Process 0 prints its phases; once the first arm trains, the second is still to come.
+        lines = []
+        for line in main.stderr:
+            lines.append(line)
+            if line.startswith("training"):
+                break
+        other.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        status = main.wait(timeout=60)
+        waited = time.monotonic() - killed_at
+        lines += main.stderr.readlines()
+    finally:
+        for process in (main, other):
+            if process.poll() is None:
+                process.kill()
+    err = "".join(lines)
+    assert status == 1, err
+    assert waited < 40  # the heartbeat timeout (5 s) and the runtime's reaction
+    last = lines[-1]
+    assert last.startswith("fibjax: error: process 0 of 2 stopped: process 1 was lost"), err
+    assert f"fibjax compare --resume {out}" in last
+    assert "Traceback" not in err
+    # Only whole files: run.json, and an arm only if it was saved before the loss.
+    names = sorted(p.name for p in out.iterdir())
+    assert set(names) <= {"run.json", "arm_attention.npz", "arm_vanilla.npz"}, names
+    assert "arm_vanilla.npz" not in names  # the second arm was never trained
+    resumed = entry.main(["compare", "--resume", str(out), "--no-cache"])
+    assert resumed == 0
+    assert (out / "results.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_process_that_never_joins_gives_one_line(tmp_path):
+    out = tmp_path / "run"
+    alone = joined(["compare", *SMALL, "--out", out], 0, free_port(), join_timeout=3)
+    status = alone.wait(timeout=LIMIT)
+    _, err = alone.communicate()
+    assert status == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "did not all join in time" in err
+    assert not out.exists()
+
+
+def test_a_port_in_use_or_a_bad_coordinator_gives_one_line(capsys):
+    with socket.socket() as holder:
+        holder.bind(("", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        where = ["--num-processes", "2", "--process-id", "0"]
+        assert entry.main(["compare", "--coordinator", f"127.0.0.1:{port}", *where]) == 2
+    assert "cannot listen on port" in capsys.readouterr().err
+    for coordinator, message in [
+        ("no-such-host.invalid:1234", "not found"),
+        ("127.0.0.1:99999", "HOST:PORT"),
+        ("127.0.0.1", "HOST:PORT"),
+    ]:
+        assert entry.main(["sweep", "--coordinator", coordinator, *where]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize(
+    "options, environ, message",
+    [
+        ({"coordinator": "h:1"}, {}, "missing --num-processes, --process-id"),
+        ({"coordinator": "h:1", "num_processes": 2, "process_id": 2}, {}, "process-id"),
+        ({"num_processes": 0, "process_id": 0, "coordinator": "h:1"}, {}, "num-processes"),
+        ({"distributed": "off", "coordinator": "h:1"}, {}, "conflicts"),
+        ({}, {"FIBJAX_NUM_PROCESSES": "two"}, "FIBJAX_NUM_PROCESSES"),
+        ({"distributed": "auto", "heartbeat_timeout": 0}, {}, "heartbeat-timeout"),
+    ],
+)
+def test_bad_distributed_options(options, environ, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.from_options(options, environ=environ)
+
+
+def test_options_win_over_the_environment():
+    environ = {
+        "FIBJAX_COORDINATOR": "a:1",
+        "FIBJAX_NUM_PROCESSES": "4",
+        "FIBJAX_PROCESS_ID": "3",
+        "FIBJAX_HEARTBEAT_TIMEOUT": "7",
+    }
+    config = distributed.from_options({"process_id": 1}, environ=environ)
+    assert config == distributed.DistributedConfig("explicit", "a:1", 4, 1, 300, 7)
+    assert config.address() == ("a", 1)
+    assert distributed.from_options({}, environ={}).enabled is False
+    auto = distributed.from_options({"distributed": "auto"}, environ={})
+    assert (auto.mode, auto.coordinator) == ("auto", None)
+    assert distributed.DistributedConfig(coordinator="[::1]:80").address() == ("::1", 80)
+
+
+@pytest.mark.parametrize(
+    "log, status, words",
+    [
+        (
+            "E1128 coordination_service.cc] The following tasks are unhealthy (stopped sending"
+            " heartbeats):\n2\n3\nThe tasks have crashed.",
+            1,
+            "processes 2, 3 were lost",
+        ),
+        (
+            "F1128 client.h:80] Terminating process ... UNAVAILABLE: Failed to send RPC to"
+            " coordination service. Either the leader task was preempted/died/restarted",
+            1,
+            "process 0, the coordinator, was lost",
+        ),
+        (
+            "F1128 client.h:80] DEADLINE_EXCEEDED: Deadline Exceeded\nRPC:"
+            " /xla.coordination.CoordinationService/RegisterTask",
+            2,
+            "did not all join",
+        ),
+        ("", 1, "stopped by signal SIGKILL"),
+    ],
+)
+def test_what_the_runtime_says_becomes_one_line(log, status, words):
+    code, line = supervisor.diagnose(log, "process 1 of 4", signal.SIGKILL)
+    assert code == status
+    assert words in line and "\n" not in line
+
+
+def test_one_process_decides_alone():
+    peers = distributed.Peers()
+    assert peers.main and peers.decide(lambda: {"todo": ["a"]}) == {"todo": ["a"]}
+    with pytest.raises(KeyError):
+        peers.decide(lambda: {}["missing"], (KeyError,))

@@ -1,0 +1,38 @@
+"""The memory check: counted from the traced program, and refusing what cannot fit."""
+
+import pytest
+
+from fibjax.data import fibonacci_windows
+from fibjax.models import POOLINGS
+from fibjax.training import memory as memory_lib
+from fibjax.training import seeds as seeds_lib
+from fibjax.training.config import TrainConfig
+from fibjax.training.memory import param_count
+from fibjax.training.seeds import compile_seeds
+
+SMALL = fibonacci_windows(n_terms=80, window=6)  # 51 training windows, quick to compile
+
+
+class _Checked(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", list(POOLINGS))
+def test_compile_seeds_checks_memory_with_the_models_parameter_count(model, monkeypatch):
+    config = TrainConfig(model, epochs=1, hidden=3)  # a program no other test compiles
+    asked = []
+
+    def check(config, data, n_seeds, devices, *, n_params=None):
+        asked.append((n_seeds, n_params))
+        raise _Checked  # before XLA compiles anything
+
+    monkeypatch.setattr(seeds_lib, "check_memory", check)
+    with pytest.raises(_Checked):
+        compile_seeds(config, SMALL, [0, 1, 2], learning_rates=[1e-3, 1e-2])
+    assert asked == [(6, param_count(config, SMALL))]
+
+
+def test_compile_seeds_refuses_what_memory_cannot_hold(monkeypatch):
+    monkeypatch.setattr(memory_lib, "memory_available", lambda device: 1024)
+    with pytest.raises(ValueError, match="GiB, more than"):
+        compile_seeds(TrainConfig("vanilla", epochs=1, hidden=3), SMALL, [0, 1])

@@ -1,0 +1,202 @@
+"""Many seeds in one call: equal to one seed at a time, and to itself when sharded."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fibjax.data import fibonacci_windows
+from fibjax.models import POOLINGS, init_params
+from fibjax.training.config import TrainConfig
+from fibjax.training.program import fit
+from fibjax.training.runtime import xla_flags
+from fibjax.training.seeds import compile_seeds, fit_seeds
+
+SMALL = fibonacci_windows(n_terms=80, window=6)
+SEEDS = [3, 0, 11, 5, 2]
+
+
+@pytest.fixture(scope="module", params=["vanilla", "attention"])
+def batched(request):
+    config = TrainConfig(request.param, epochs=2)
+    return config, fit_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+
+
+def test_shapes_have_a_leading_seed_axis(batched):
+    config, result = batched
+    n = len(SEEDS)
+    chex.assert_shape(result.epoch_losses, (n, config.epochs))
+    chex.assert_shape([result.train_mse, result.test_mse, result.diverged_epoch], (n,))
+    chex.assert_tree_shape_prefix(result.params, (n,))
+    chex.assert_tree_all_finite(result.params)
+    assert result.step_losses is None
+
+
+def test_each_seed_equals_fit_alone(batched):
+    config, result = batched
+    for i, seed in enumerate(SEEDS):
+        alone = fit(config, SMALL, key=jax.random.key(seed))
+        one = jax.tree.map(lambda leaf, i=i: leaf[i], result)
+        chex.assert_trees_all_close(one, alone, atol=1e-6, rtol=0)
+
+
+def test_distinct_seeds_start_apart(batched):
+    config, _ = batched
+    kernels = fit_seeds(TrainConfig(config.model, epochs=1, learning_rate=1e-12), SMALL, SEEDS)
+    rnn = np.asarray(kernels.params["rnn"]["cell"]["kernel"])
+    assert len({row.tobytes() for row in rnn}) == len(SEEDS)
+
+
+def test_same_seeds_same_results(batched):
+    config, result = batched
+    again = fit_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+    chex.assert_trees_all_equal(result, again)
+
+
+def test_models_see_the_same_order_under_a_seed():
+    # With a zeroed output layer both models predict tanh(0) = 0, so each step's loss is the
+    # squared target of the window it saw: equal step losses mean the same order of windows.
+    losses = {}
+    for name in ("vanilla", "attention"):
+        params = init_params(name, jax.random.key(9), window=6)
+        params["head"] = jax.tree.map(jnp.zeros_like, params["head"])
+        config = TrainConfig(name, epochs=2, record_step_losses=True, learning_rate=1e-30)
+        result = fit(config, SMALL, key=jax.random.key(4), params=params)
+        losses[name] = np.asarray(result.step_losses)
+    np.testing.assert_array_equal(losses["vanilla"], losses["attention"])
+    squared = np.square(SMALL.train_y.astype(np.float32))
+    np.testing.assert_allclose(np.sort(losses["vanilla"][0]), np.sort(squared), rtol=1e-6)
+    assert not np.array_equal(losses["vanilla"][0], squared)  # shuffled, not the data order
+    assert not np.array_equal(losses["vanilla"][0], losses["vanilla"][1])  # fresh each epoch
+
+
+def test_padding_when_seeds_do_not_divide_devices():
+    run = compile_seeds(TrainConfig("vanilla", epochs=1), SMALL, [1, 2, 3])
+    assert run().test_mse.shape == (3,)
+
+
+RATES = (1e-3, 3e-2)
+
+
+@pytest.fixture(scope="module")
+def over_rates():
+    config = TrainConfig("attention", epochs=2)
+    run = compile_seeds(config, SMALL, SEEDS[:3], learning_rates=RATES, chunk=2)
+    return config, run
+
+
+def test_learning_rates_are_an_axis_of_one_call(over_rates):
+    config, run = over_rates
+    result = run()
+    chex.assert_shape(result.test_mse, (len(RATES), 3))
+    chex.assert_tree_shape_prefix(result.params, (len(RATES), 3))
+    for r, rate in enumerate(RATES):
+        alone = fit_seeds(dataclasses.replace(config, learning_rate=rate), SMALL, SEEDS[:3])
+        # Bit for bit: a sweep's grid point equals the comparison run alone.
+        chex.assert_trees_all_equal(jax.tree.map(lambda leaf, r=r: leaf[r], result), alone)
+
+
+def test_one_program_trains_other_data_of_the_same_shapes(over_rates):
+    config, run = over_rates
+    other = fibonacci_windows(n_terms=80, window=6, scaling="log", split_seed=5)
+    result = run(other)
+    alone = fit_seeds(dataclasses.replace(config, learning_rate=RATES[1]), other, SEEDS[:3])
+    chex.assert_trees_all_equal(jax.tree.map(lambda leaf: leaf[1], result), alone)
+    with pytest.raises(ValueError, match="differ in shape"):
+        run(fibonacci_windows(n_terms=81, window=6))
+
+
+@pytest.mark.parametrize("rates, message", [((), "empty"), ((1e-3, -1.0), "positive")])
+def test_bad_learning_rates(rates, message):
+    with pytest.raises(ValueError, match=message):
+        compile_seeds(TrainConfig("vanilla", epochs=1), SMALL, [0], learning_rates=rates)
+
+
+SHARDED = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from fibjax.data import fibonacci_windows
+    from fibjax.models import POOLINGS
+    from fibjax.training.config import TrainConfig
+    from fibjax.training.seeds import fit_seeds
+    assert jax.device_count() == 4, jax.devices()
+    for model in POOLINGS:
+        config = TrainConfig(model, epochs=2, learning_rate={rate})
+        r = fit_seeds(config, fibonacci_windows(80, 6), {seeds})
+        np.savez(f"{out}/{{model}}.npz", test=r.test_mse, losses=r.epoch_losses,
+                 kernel=r.params["rnn"]["cell"]["kernel"])
+    """
+)
+# A large step, so that a difference in the last bits of one update shows in the results (an
+# attention model's gradient once depended on how many seeds a device trained at once).
+SHARDED_RATE = 3e-2
+
+
+@pytest.fixture(scope="module")
+def sharded_over_four(tmp_path_factory):
+    """Every model's results for SEEDS, trained in a subprocess over 4 CPU devices."""
+    out = tmp_path_factory.mktemp("sharded")
+    env = dict(
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
+        JAX_PLATFORMS="cpu",
+    )
+    code = SHARDED.format(seeds=SEEDS, out=out, rate=SHARDED_RATE)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    return out
+
+
+@pytest.mark.parametrize("model", list(POOLINGS))
+def test_sharded_over_four_cpu_devices_equals_one_device(model, sharded_over_four):
+    sharded = np.load(sharded_over_four / f"{model}.npz")
+    config = TrainConfig(model, epochs=2, learning_rate=SHARDED_RATE)
+    single = fit_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+    # Bit for bit: a seed's result does not depend on how the seeds were spread.
+    np.testing.assert_array_equal(sharded["test"], single.test_mse)
+    np.testing.assert_array_equal(sharded["losses"], single.epoch_losses)
+    np.testing.assert_array_equal(sharded["kernel"], single.params["rnn"]["cell"]["kernel"])
+
+
+WIDE = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from fibjax.data import fibonacci_windows
+    from fibjax.training.config import TrainConfig
+    from fibjax.training.seeds import fit_seeds
+    assert jax.device_count() == 2, jax.devices()
+    config = TrainConfig("vanilla", hidden=16, epochs=1)
+    r = fit_seeds(config, fibonacci_windows(40, 4), list(range(128)))
+    assert np.all(np.isfinite(r.test_mse))
+    """
+)
+
+
+def test_wide_models_on_two_cpu_devices_do_not_hang():
+    # The orthogonal initialiser's QR, batched over 64 seeds per device, used to wait forever
+    # for CPU threads held by the other device.
+    env = dict(
+        os.environ,
+        XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+        JAX_PLATFORMS="cpu",
+    )
+    subprocess.run([sys.executable, "-c", WIDE], check=True, env=env, timeout=120)
+
+
+def test_a_seeds_result_does_not_depend_on_its_chunk():
+    # 70 seeds on one device: padded to one chunk of 80, or chunks of 48 and 32; and the same
+    # seeds among 100 (one chunk of 112). Seeds past the last full vector of a chunk whose width
+    # is not a multiple of 8 had differed in their last bits (fibjax.training.layout.SEED_ALIGN).
+    config = TrainConfig("attention", epochs=2)
+    one_device = jax.devices()[:1]
+    whole = compile_seeds(config, SMALL, range(70), devices=one_device)()
+    chunks = compile_seeds(config, SMALL, range(70), devices=one_device, chunk=40)()
+    more = compile_seeds(config, SMALL, range(100), devices=one_device)()
+    chex.assert_trees_all_equal(whole, chunks)
+    chex.assert_trees_all_equal(whole, jax.tree.map(lambda leaf: leaf[:70], more))
