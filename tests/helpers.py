@@ -123,3 +123,14 @@ FIGURES = [
     "attention_heatmap.png",
     "predictions.png",
 ]
+
+
+def normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal test inputs, ``<float32>[shape]``, drawn by NumPy: no JAX program to
+    compile for each new shape (``jax.random.normal`` compiles threefry once per shape)."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def uniform(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform ``[0, 1)`` test inputs, ``<float32>[shape]``, drawn by NumPy."""
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)

@@ -76,7 +76,7 @@ def test_scanned_rnn_shapes(batch, time, features):
 
 def test_scanned_rnn_follows_the_recurrence():
     # h_t = tanh(x_t W + h_{t-1} U + b) from h_0 = 0, in NumPy, step by step.
-    x = jax.random.normal(KEY, (3, 9, 1))
+    x = helpers.normal(0, (3, 9, 1))
     rnn = SimpleRNN(4, return_sequences=True)
     params = rnn.init(KEY, x)
     cell = jax.tree.map(np.asarray, params["params"]["cell"])
@@ -114,7 +114,7 @@ def _central_differences(loss, value):
 def test_rnn_gradients_match_finite_differences(features, in_features, sequences):
     # The backward pass is written out (fibjax.models.recurrence); its gradients must be the loss's
     # derivatives, here by central differences of a float64 NumPy forward pass.
-    x = jax.random.normal(KEY, (2, 6, in_features))
+    x = helpers.normal(0, (2, 6, in_features))
     rnn = SimpleRNN(features, return_sequences=sequences)
     params = rnn.init(KEY, x)
     steps = jnp.arange(1, 7, dtype=jnp.float32)[:, None]
@@ -145,7 +145,7 @@ def test_rnn_gradients_match_finite_differences(features, in_features, sequences
 @pytest.mark.parametrize("shared", [False, True])
 def test_rnn_gradients_under_vmap_are_each_seeds_own(features, in_features, sequences, shared):
     seeds = 16
-    xs = jax.random.normal(KEY, (seeds, 2, 6, in_features))
+    xs = helpers.normal(0, (seeds, 2, 6, in_features))
     rnn = SimpleRNN(features, return_sequences=sequences)
     keys = jax.random.split(jax.random.key(1), seeds)
     params = jax.vmap(rnn.init, in_axes=(0, None))(keys, xs[0])
@@ -185,11 +185,10 @@ def _numpy_attention_loss(h, kernel, bias, w):
 # checked too.
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
 def test_attention_pooling_gradients_match_finite_differences(batch, time, features):
-    keys = jax.random.split(KEY, 4)
-    h = jnp.tanh(jax.random.normal(keys[0], (batch, time, features)))
-    kernel = jax.random.normal(keys[1], (features, 1))
-    bias = 0.5 * jax.random.normal(keys[2], (time, 1))
-    w = jax.random.normal(keys[3], (features,))
+    h = np.tanh(helpers.normal(10, (batch, time, features)))
+    kernel = helpers.normal(11, (features, 1))
+    bias = 0.5 * helpers.normal(12, (time, 1))
+    w = helpers.normal(13, (features,))
 
     def loss(h, kernel, bias):
         context, alpha = attention_pooling(h, kernel, bias)
@@ -214,14 +213,13 @@ def test_attention_pooling_gradients_match_finite_differences(batch, time, featu
 @pytest.mark.parametrize("shared", [False, True])
 def test_attention_pooling_under_vmap_is_each_seeds_own(batch, time, features, shared):
     seeds = 16
-    keys = jax.random.split(KEY, 5)
-    h = jnp.tanh(jax.random.normal(keys[0], (seeds, batch, time, features)))
-    kernel = jax.random.normal(keys[1], (seeds, features, 1))
-    bias = 0.5 * jax.random.normal(keys[2], (seeds, time, 1))
+    h = np.tanh(helpers.normal(10, (seeds, batch, time, features)))
+    kernel = helpers.normal(11, (seeds, features, 1))
+    bias = 0.5 * helpers.normal(12, (seeds, time, 1))
     if shared:
         kernel, bias = kernel[0], bias[0]
-    d_context = jax.random.normal(keys[3], (seeds, batch, features))
-    d_alpha = jax.random.normal(keys[4], (seeds, batch, time))
+    d_context = helpers.normal(13, (seeds, batch, features))
+    d_alpha = helpers.normal(14, (seeds, batch, time))
 
     @jax.jit
     def outputs_and_gradients(h, kernel, bias, d_context, d_alpha):
@@ -239,7 +237,7 @@ def test_attention_pooling_under_vmap_is_each_seeds_own(batch, time, features, s
 
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (6, 20, 2), (2, 7, 5)])
 def test_pooling_shapes_and_weights(batch, time, features):
-    h = jax.random.normal(KEY, (batch, time, features))
+    h = helpers.normal(0, (batch, time, features))
     pooling = AttentionPooling()
     params = pooling.init(KEY, h)
     chex.assert_shape(params["params"]["kernel"], (features, 1))
@@ -268,7 +266,7 @@ def test_parameter_counts_grow_as_keras():
 @pytest.mark.parametrize("batch, window, hidden", [(1, 20, 2), (2, 40, 1)])
 def test_models_match_numpy(name, batch, window, hidden):
     params = init_params(name, KEY, hidden=hidden, window=window)
-    x = np.asarray(jax.random.uniform(jax.random.key(1), (batch, window, 1)))
+    x = np.asarray(helpers.uniform(1, (batch, window, 1)))
     y = predict(name, params, x)
     chex.assert_shape(y, (batch,))
     chex.assert_type(y, jnp.float32)
@@ -279,8 +277,8 @@ def test_models_match_numpy(name, batch, window, hidden):
 def test_attention_weights_match_numpy():
     params = init_params("attention", KEY)
     # Random attention biases so that α is far from uniform.
-    params["pooling"]["bias"] = jax.random.normal(jax.random.key(2), (20, 1))
-    x = np.asarray(jax.random.uniform(jax.random.key(3), (5, 20, 1)))
+    params["pooling"]["bias"] = helpers.normal(2, (20, 1))
+    x = np.asarray(helpers.uniform(3, (5, 20, 1)))
     alpha = attention_weights(params, x)
     chex.assert_shape(alpha, (5, 20))
     assert np.all(np.asarray(alpha) >= 0)
@@ -292,7 +290,7 @@ def test_attention_weights_match_numpy():
 
 def test_softmax_maximum_is_the_reductions_bits():
     """The softmax's maximum over time, a chain of elementwise maxima, equals the reduction."""
-    x = np.array(jax.random.normal(jax.random.key(4), (3, 7, 20)), np.float32)
+    x = np.array(helpers.normal(4, (3, 7, 20)), np.float32)
     x[0, 0, 5] = x[0, 0, 9] = 4.0  # a tie
     x[0, 1, :] = -np.inf
     x[0, 2, 3] = np.inf
@@ -344,10 +342,8 @@ def test_every_model_matches_numpy(model, cell):
     params = init_params(model, KEY, hidden=3, window=6, cell=cell)
     assert count_params(params) == _expected_count(model, cell, 3, 6)
     # Larger weights than the initial ones, so that gates and scores are far from uniform.
-    params = jax.tree.map(
-        lambda p: p + 0.5 * jax.random.normal(jax.random.key(p.size), p.shape), params
-    )
-    x = np.asarray(jax.random.uniform(jax.random.key(1), (4, 6, 1)))
+    params = jax.tree.map(lambda p: p + 0.5 * helpers.normal(p.size, p.shape), params)
+    x = np.asarray(helpers.uniform(1, (4, 6, 1)))
     y = predict(model, params, x, cell=cell)
     chex.assert_shape(y, (4,))
     chex.assert_type(y, jnp.float32)
@@ -365,7 +361,7 @@ def test_every_model_matches_numpy(model, cell):
 @pytest.mark.parametrize("time", [1, 40])
 def test_additive_and_dot_work_for_any_window(model, time):
     params = init_params(model, KEY, window=20)
-    x = jax.random.uniform(KEY, (2, time, 1))
+    x = helpers.uniform(0, (2, time, 1))
     alpha = attention_weights(params, x, model=model)
     chex.assert_shape(alpha, (2, time))
     np.testing.assert_allclose(np.asarray(alpha).sum(axis=1), 1.0, rtol=1e-6)
@@ -424,12 +420,12 @@ def test_pooling_initialisers_follow_keras(model):
 def test_cell_steps_match_numpy(cell):
     cell_class = CELLS[cell].layer.CELL
     module = cell_class(3)
-    x = jax.random.normal(jax.random.key(1), (5, 2))
+    x = helpers.normal(1, (5, 2))
     zero = module.initial_state(5)
     params = module.init(KEY, zero, x)
     weights = jax.tree.map(lambda p: p + 0.3, params["params"])  # non-zero biases
     w, u, b = (np.asarray(weights[n], np.float64) for n in ("kernel", "recurrent_kernel", "bias"))
-    state = jax.tree.map(lambda z: jax.random.normal(jax.random.key(z.size), z.shape), zero)
+    state = jax.tree.map(lambda z: helpers.normal(z.size, z.shape), zero)
     new_state, out = module.apply({"params": weights}, state, x)
     numpy_state = jax.tree.map(lambda s: np.asarray(s, np.float64), state)
     want = helpers.STEPS[cell](numpy_state, np.asarray(x, np.float64), w, u, b)
@@ -441,7 +437,7 @@ def test_cell_steps_match_numpy(cell):
 @pytest.mark.parametrize("sequences", [False, True])
 def test_cell_gradients_match_central_differences(cell, sequences):
     layer = CELLS[cell].layer(3, return_sequences=sequences)
-    x = jax.random.normal(KEY, (2, 5, 2))
+    x = helpers.normal(0, (2, 5, 2))
     params = layer.init(KEY, x)
     params = jax.tree.map(lambda p: p + 0.2, params)  # non-zero biases, every path active
     weights = np.arange(1, 6, dtype=np.float64)[:, None]
@@ -529,8 +525,8 @@ def test_unknown_cell_is_rejected():
 def test_seed_last_product_is_the_matrix_product(rows):
     # Both forms (a chain of multiply-adds, and one contraction past MULTIPLY_ADD_ROWS rows)
     # against NumPy in float64, seed by seed.
-    a = np.asarray(jax.random.normal(KEY, (3, rows, 4)))
-    m = np.asarray(jax.random.normal(jax.random.key(1), (rows, 5, 4)))
+    a = np.asarray(helpers.normal(0, (3, rows, 4)))
+    m = np.asarray(helpers.normal(1, (rows, 5, 4)))
     got = np.asarray(times_matrix(jnp.asarray(a), jnp.asarray(m)))
     chex.assert_shape(got, (3, 5, 4))
     want = np.stack([a[..., s].astype(np.float64) @ m[..., s] for s in range(4)], axis=-1)

@@ -194,6 +194,7 @@ def start_until_first_arm(out):
     return proc
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
     reference = (finished[0] / "results.csv").read_text()
     out = tmp_path / "killed"
@@ -217,6 +218,7 @@ def test_plot_redraws_every_figure(finished):
         assert (out / name).read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     out = tmp_path / "interrupted"
     proc = start_until_first_arm(out)

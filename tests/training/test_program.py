@@ -209,6 +209,7 @@ KERNEL_BY_KERNEL = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_single_kernel_loops_give_the_same_bits(tmp_path):
     env = {**os.environ, "XLA_FLAGS": f"--xla_backend_extra_options={SMALL_LOOP_OPTION}=0"}
     subprocess.run(

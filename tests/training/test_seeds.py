@@ -153,6 +153,7 @@ def sharded_over_four(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(POOLINGS))
 def test_sharded_over_four_cpu_devices_equals_one_device(model, sharded_over_four):
     sharded = np.load(sharded_over_four / f"{model}.npz")
@@ -178,6 +179,7 @@ WIDE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_wide_models_on_two_cpu_devices_do_not_hang():
     # The orthogonal initialiser's QR, batched over 64 seeds per device, used to wait forever
     # for CPU threads held by the other device.
