@@ -18,6 +18,7 @@ from pathlib import Path
 from fibjax.cli.options import (
     BASELINE,
     DEFAULT_MODELS,
+    LARGE_RUN,
     MODELS,
     UsageError,
     add_data_options,
@@ -166,9 +167,6 @@ def _prepare_compare(args: argparse.Namespace, argv, default_out: Path, resumed=
     except ValueError as error:
         raise UsageError(str(error)) from None
     return out_dir
-
-
-LARGE_RUN = 10_000  # seeds from which fibjax compare says what it does before JAX starts
 
 
 def _check_fits(config, n_seeds: int) -> None:

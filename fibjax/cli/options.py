@@ -181,6 +181,11 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# Seeds from which a command says what it prepares before JAX starts (importing JAX and checking
+# the seeds and folder take a second or two before the first phase).
+LARGE_RUN = 10_000
+
+
 def seed_list(args: argparse.Namespace) -> tuple[int, ...]:
     """The seeds the options give: ``--seed-list``'s, else 0..N-1 of ``--seeds``."""
     if args.seed_list is None:

@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 from fibjax.cli.options import (
+    LARGE_RUN,
     UsageError,
     add_distributed_options,
     add_runtime_options,
     distributed_config,
     given_options,
     option,
+    seed_count,
     seed_list,
 )
 from fibjax.cli.processes import (
@@ -103,8 +105,12 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     add_distributed_options(parser)
 
 
-def config_fields(args: argparse.Namespace) -> dict[str, object]:
-    """The SweepConfig fields that the options give (the others keep their defaults)."""
+def config_fields(args: argparse.Namespace, *, seeds: bool = True) -> dict[str, object]:
+    """The SweepConfig fields that the options give (the others keep their defaults).
+
+    ``seeds=False`` leaves the seeds out, so that a count too large to build is refused from the
+    count alone (:func:`_prepare_sweep`).
+    """
     fields: dict[str, object] = {}
     for dest, (field, read) in _LISTS.items():
         text = getattr(args, dest)
@@ -113,7 +119,7 @@ def config_fields(args: argparse.Namespace) -> dict[str, object]:
     for name in _SINGLE:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    if args.seed_list is not None or args.seeds is not None:
+    if seeds and (args.seed_list is not None or args.seeds is not None):
         fields["seeds"] = _seeds(args)
     return fields
 
@@ -129,9 +135,13 @@ def _read_list(dest: str, text: str, read) -> tuple:
 def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
     if args.seed_list is not None:
         return seed_list(args)
-    if not 1 <= args.seeds <= 2**32:
-        raise UsageError(f"--seeds={args.seeds} must be an integer from 1 to {2**32}")
-    return tuple(range(args.seeds))
+    return tuple(range(seed_count(args)))
+
+
+def _seed_total(args: argparse.Namespace, config) -> int:
+    """How many seeds the sweep trains, from the options alone when they give them."""
+    given = args.seed_list is not None or args.seeds is not None
+    return seed_count(args) if given else len(config.seeds)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -144,7 +154,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     if dist.enabled and not args.worker:
         return supervised(args, dist, default_out)
     if args.resume is None:
-        _new_sweep(args)  # every option, before JAX starts
+        config, _ = _new_sweep(args, seeds=False)  # every option but the seeds, before JAX starts
+        n_seeds = _seed_total(args, config)
+        if n_seeds >= LARGE_RUN:
+            where = args.out or default_out
+            print(f"preparing a sweep of {n_seeds} seeds in {where} ...", file=sys.stderr)
     if dist.enabled:
         return run_across(
             args,
@@ -160,12 +174,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     return _train_and_report(out_dir, shard, program_cache, args.allow_version_change)
 
 
-def _new_sweep(args: argparse.Namespace):
-    """The configuration and shard of a new sweep's options."""
+def _new_sweep(args: argparse.Namespace, *, seeds: bool = True):
+    """The configuration and shard of a new sweep's options (its seeds the default ones when
+    ``seeds`` is false)."""
     from fibjax.studies import sweep_grid
 
     try:
-        config = sweep_grid.SweepConfig(**config_fields(args))
+        config = sweep_grid.SweepConfig(**config_fields(args, seeds=seeds))
         return config, None if args.shard is None else sweep_grid.parse_shard(args.shard)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -183,9 +198,10 @@ def _prepare_sweep(args: argparse.Namespace, default_out: Path, resumed=None):
         config, shard = _check_resume(args) if resumed is None else resumed
         _check_fits(config)
         return args.resume, shard
+    probe, _ = _new_sweep(args, seeds=False)
+    _check_fits(probe, _seed_total(args, probe))  # from the count, before the seeds are built
     config, shard = _new_sweep(args)
     out_dir = args.out or default_out
-    _check_fits(config)
     try:
         sweep.prepare_out_dir(out_dir, config, environment_record(args.argv), shard)
     except ValueError as error:
@@ -193,14 +209,16 @@ def _prepare_sweep(args: argparse.Namespace, default_out: Path, resumed=None):
     return out_dir, shard
 
 
-def _check_fits(config) -> None:
-    """Refuses, before anything compiles, an arm that cannot fit in memory."""
+def _check_fits(config, n_seeds: int | None = None) -> None:
+    """Refuses, before anything compiles, an arm that cannot fit in memory with ``n_seeds``
+    seeds (default: the configuration's)."""
     import jax
 
     from fibjax.data import windows_from_config
     from fibjax.training.memory import check_memory
 
-    n_runs = len(config.seeds) * len(config.learning_rates)
+    n_seeds = len(config.seeds) if n_seeds is None else n_seeds
+    n_runs = n_seeds * len(config.learning_rates)
     for arm in config.arms():
         data = windows_from_config(config.data_config(arm.window, arm.scaling))
         train = config.train_config(arm.cell, arm.model, arm.hidden)

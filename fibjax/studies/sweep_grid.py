@@ -227,6 +227,11 @@ class Arm:
 # ----------------------------------------------------------------------------- shards
 
 
+# More shards than this have no use (a grid has far fewer arms), and the cost arithmetic of
+# shard_arms must stay within int64.
+MAX_SHARDS = 1_000_000
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` as ``(K, N)``, with ``1 <= K <= N``.
 
@@ -239,6 +244,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise ValueError(f"--shard {text!r} must be K/N, e.g. 2/8") from None
     if not 1 <= k <= n:
         raise ValueError(f"--shard {text!r}: K must be from 1 to N")
+    if n > MAX_SHARDS:
+        raise ValueError(f"--shard {text!r}: N must be at most {MAX_SHARDS:,}")
     return k, n
 
 

@@ -95,14 +95,17 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], environment: dict[str, Any]
     loaded = [(Path(d), *load_saved(d)) for d in shard_dirs]
     first_dir, config, record, _ = loaded[0]
     arms: dict[str, dict[str, Any]] = {}
+    sources: dict[str, Path] = {}  # the first folder that holds each arm
     for folder, other, other_record, saved in loaded:
         _check_same_sweep(first_dir, config, record, folder, other, other_record)
         for name, arrays in saved.items():
             if name in arms and not _same_arrays(arms[name], arrays):
                 raise provenance.ProvenanceError(
-                    f"{folder}: arm_{name}.npz differs from the same arm in another folder"
+                    f"{folder}: arm_{name}.npz differs from the same arm in {sources[name]};"
+                    " merge only the shards of one run of the sweep"
                 )
-            arms[name] = arrays
+            arms.setdefault(name, arrays)
+            sources.setdefault(name, folder)
     _check_complete(config, arms, [r for _, _, r, _ in loaded])
     prepare_out_dir(out_dir, config, environment)
     merged = Path(out_dir) / SWEEP_FILE
@@ -150,7 +153,15 @@ def _check_same_sweep(first_dir, config, record, folder, other, other_record) ->
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     skip = {"train_s"}
     keys = set(a) - skip
-    return keys == set(b) - skip and all(np.array_equal(a[k], b[k], equal_nan=True) for k in keys)
+    return keys == set(b) - skip and all(_same_array(a[k], b[k]) for k in keys)
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values, NaN equal to NaN in numbers (an arm also holds its provenance
+    as text, where NaN has no meaning and ``equal_nan`` raises)."""
+    a, b = np.asarray(a), np.asarray(b)
+    numbers = a.dtype.kind in "fc" and b.dtype.kind in "fc"
+    return np.array_equal(a, b, equal_nan=numbers)
 
 
 def _check_complete(config: SweepConfig, arms: dict, records: list[dict[str, Any]]) -> None:

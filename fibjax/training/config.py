@@ -9,6 +9,7 @@ on disk (:mod:`fibjax.training.program_cache`).
 from __future__ import annotations
 
 import collections
+import collections.abc
 import dataclasses
 import math
 import numbers
@@ -195,9 +196,28 @@ MAX_SEED = 2**32 - 1  # jax.random.key folds larger seeds onto smaller ones with
 def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     """Validates a list of seeds: non-empty, distinct integers in ``[0, 2**32)``.
 
+    Any ordered collection of integers is taken in its order: a list, tuple, range, generator,
+    or a one-dimensional NumPy or JAX integer array. Sets and mappings are refused: the results
+    come back in the seeds' order, which they do not have.
+
     >>> check_seeds([0, 1, 2])
     (0, 1, 2)
+    >>> check_seeds(np.arange(2, dtype=np.uint32))
+    (0, 1)
     """
+    if isinstance(seeds, (set, frozenset, collections.abc.Mapping)):
+        raise ValueError(
+            f"seeds must be in an order (a list, tuple, range or array), not a"
+            f" {type(seeds).__name__}: the results come back in the seeds' order"
+        )
+    if hasattr(seeds, "shape") and hasattr(seeds, "dtype"):  # a NumPy or JAX array
+        array = np.asarray(seeds)
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise ValueError(
+                f"seeds given as an array must be one-dimensional integers, not"
+                f" {array.dtype}{list(array.shape)}"
+            )
+        seeds = array.tolist()
     seeds = tuple(seeds)
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")

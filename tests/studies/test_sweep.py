@@ -113,13 +113,30 @@ def test_scalings_and_learning_rates_share_one_program_a_model(whole_and_work):
     assert (done.programs, len(done.saved)) == (2, 4)
 
 
-def test_shards_merged_equal_the_whole_sweep(whole, tmp_path, cache):
+def test_shards_merged_equal_the_whole_sweep(whole, tmp_path, cache, capsys):
     parts = [tmp_path / f"part{k}" for k in (1, 2)]
     for k, part in enumerate(parts, start=1):
         assert entry.main(["sweep", *GRID, *cache, "--shard", f"{k}/2", "--out", str(part)]) == 0
     assert entry.main(["merge", str(tmp_path / "merged"), *map(str, parts)]) == 0
     _assert_same_arms(tmp_path / "merged", whole)
     assert (tmp_path / "merged" / "sweep.csv").read_text() == (whole / "sweep.csv").read_text()
+    # Folders that share arms merge when the shared arms are equal: a shard given twice, or a
+    # shard beside the whole sweep.
+    for name, folders in {"twice": [parts[0], *parts], "overlap": [whole, parts[1]]}.items():
+        assert entry.main(["merge", str(tmp_path / name), *map(str, folders)]) == 0
+        assert (tmp_path / name / "sweep.csv").read_text() == (whole / "sweep.csv").read_text()
+    # ... and are refused, by folder and arm, when they differ.
+    changed = tmp_path / "changed"
+    shutil.copytree(parts[0], changed)
+    arm = sorted(changed.glob("arm_*.npz"))[0]
+    arrays = dict(np.load(arm))
+    arrays["test_mse"] = arrays["test_mse"] * 2
+    np.savez(arm, **arrays)
+    capsys.readouterr()
+    assert entry.main(["merge", *map(str, [tmp_path / "no", changed, *parts])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{parts[0]}: {arm.name} differs from the same arm in {changed}" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 40])
@@ -155,12 +172,25 @@ def test_merge_refuses_shards_of_different_sweeps(tmp_path, cache, capsys):
         (["--rows", "window", "--cols", "window"], "different"),
         (["--window", "70"], "n_terms"),
         (["--shard", "3/2"], "shard"),
+        (["--shard", "1/99999999999999999999"], "at most 1,000,000"),
+        (["--shard", "1/2/3"], "K/N"),
+        (["--seeds", "4294967297"], "--seeds=4294967297"),
     ],
 )
 def test_bad_options_give_one_line(option, message, tmp_path, capsys):
     assert entry.main(["sweep", *GRID, *option, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_seeds_that_cannot_fit_are_refused_from_their_count(tmp_path, capsys):
+    # 2**32 seeds: said at once, then refused in one line before the seeds are built (building
+    # them had ended in a MemoryError).
+    assert entry.main(["sweep", *GRID, "--seeds", str(2**32), "--out", str(tmp_path / "x")]) == 2
+    first, *_, last = capsys.readouterr().err.strip().splitlines()
+    assert first.startswith("preparing a sweep of 4294967296 seeds")
+    assert last.startswith("fibjax: error: training") and "GiB" in last
     assert not (tmp_path / "x").exists()
 
 

@@ -1,5 +1,6 @@
 """The training configuration and the seed checks: validated when built."""
 
+import numpy as np
 import pytest
 
 from fibjax.training.config import TrainConfig, check_seeds
@@ -41,8 +42,34 @@ def test_config_is_frozen():
         ([-1], "seed -1"),
         ([1.5], "seed 1.5"),
         ([2**32], "seed"),
+        ({3, 1, 2}, "not a set"),
+        (frozenset([1]), "not a frozenset"),
+        ({0: "a"}, "not a dict"),
+        (np.ones((2, 2), np.int32), "one-dimensional integers"),
+        (np.array([0.0, 1.0]), "one-dimensional integers"),
+        (np.int64(3), "one-dimensional integers"),
     ],
 )
 def test_bad_seeds(seeds, message):
     with pytest.raises(ValueError, match=message):
         check_seeds(seeds)
+
+
+@pytest.mark.parametrize(
+    "seeds",
+    [
+        [4, 0, 7],
+        (4, 0, 7),
+        (s for s in (4, 0, 7)),
+        np.array([4, 0, 7], np.uint32),
+        np.array([4, 0, 7], np.int64),
+        "jax",
+    ],
+)
+def test_seeds_in_any_ordered_form_give_the_same_tuple(seeds):
+    if isinstance(seeds, str):
+        import jax.numpy as jnp
+
+        seeds = jnp.array([4, 0, 7])
+    checked = check_seeds(seeds)
+    assert checked == (4, 0, 7) and all(type(s) is int for s in checked)
