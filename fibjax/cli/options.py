@@ -8,6 +8,7 @@ without importing JAX.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ def _registry_words() -> dict[str, str]:
 class Parser(argparse.ArgumentParser):
     """The parser of every command: a mistake raises :class:`UsageError`; help texts name the
     registered cells and models."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse takes "-1e-3" (or a list "-1e-3,1e-2") for an option, its pattern of negative
+        # numbers having no exponent, and says "expected one argument"; as a value, the option's
+        # own check says why it is refused. No option of fibjax looks like a number.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\S*)?$")
 
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(message)

@@ -24,7 +24,7 @@ import numpy as np
 
 from fibjax.data import DataConfig
 from fibjax.models import BASELINE, POOLINGS, cell_entry, pooling_entry
-from fibjax.training.config import TrainConfig, check_seeds
+from fibjax.training.config import TrainConfig, check_seeds, float32
 
 # The grid's axes, in the order of its tables; "model" is the attention form.
 AXES = ("cell", "model", "hidden", "window", "scaling", "learning_rate")
@@ -185,8 +185,13 @@ def _axis_values(axis: str, values: Any) -> tuple[Any, ...]:
             dataclasses.replace(TrainConfig(BASELINE), learning_rate=v).learning_rate
             for v in values
         )
-    if len(set(values)) != len(values):
-        raise ValueError(f"{AXIS_FIELDS[axis]}={list(values)} names a value twice")
+    # Learning rates are compared as training sees them: two that round to one float32 would be
+    # two names for one grid point (and enlarge the family Holm corrects for).
+    seen = [float32(v) for v in values] if axis == "learning_rate" else list(values)
+    if len(set(seen)) != len(seen):
+        distinct = len(set(values)) == len(values)
+        same = " (equal in float32, the precision training uses)" if distinct else ""
+        raise ValueError(f"{AXIS_FIELDS[axis]}={list(values)} names a value twice{same}")
     return values
 
 

@@ -78,6 +78,12 @@ class TrainConfig:
             raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
         if lr <= 0:
             raise ValueError(f"learning_rate={lr!r} must be a positive finite number")
+        if not 0 < float32(lr) < math.inf:  # 1e-50 would train nothing, 1e300 diverge at once
+            info = np.finfo(np.float32)
+            raise ValueError(
+                f"learning_rate={lr!r} is {float32(lr)} in float32, the precision training uses;"
+                f" give one from {info.smallest_subnormal:.3g} to {info.max:.3g}"
+            )
         object.__setattr__(self, "learning_rate", float(lr))
         for name in ("shuffle", "record_step_losses"):
             if not isinstance(getattr(self, name), bool):
@@ -191,6 +197,16 @@ jax.export.register_pytree_node_serialization(
 
 
 MAX_SEED = 2**32 - 1  # jax.random.key folds larger seeds onto smaller ones without x64
+
+
+def float32(value: float) -> float:
+    """``value`` as training sees it: rounded to float32 (``inf`` past its range, no warning).
+
+    >>> float32(0.1) == 0.1, float32(1e-50), float32(1e300)
+    (False, 0.0, inf)
+    """
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:

@@ -33,6 +33,10 @@ QUICK = ["--epochs", "2", "--n-terms", "80", "--window", "6"]
         (["--batch-size", "0"], "batch_size=0"),
         (["--hidden", "0"], "hidden=0"),
         (["--learning-rate", "-1"], "learning_rate=-1.0"),
+        # A negative number in exponent form is the option's value, refused by its own check.
+        (["--learning-rate", "-1e-3"], "learning_rate=-0.001"),
+        (["--learning-rate", "1e-50"], "is 0.0 in float32"),
+        (["--learning-rate", "1e300"], "is inf in float32"),
         (["--train-fraction", "1"], "train_fraction=1.0"),
         (["--n-terms", "7"], "n_terms=7"),
         (["--window", "0"], "window=0"),

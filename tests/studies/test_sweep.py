@@ -174,6 +174,9 @@ def test_merge_refuses_shards_of_different_sweeps(tmp_path, cache, capsys):
         (["--shard", "3/2"], "shard"),
         (["--shard", "1/99999999999999999999"], "at most 1,000,000"),
         (["--shard", "1/2/3"], "K/N"),
+        # Two names for one float32: one grid point twice, and a family of Holm one too large.
+        (["--learning-rate", "0.001,0.0010000000001"], "equal in float32"),
+        (["--learning-rate", "-1e-3,1e-3"], "learning_rate=-0.001"),
         (["--seeds", "4294967297"], "--seeds=4294967297"),
     ],
 )

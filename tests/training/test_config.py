@@ -18,6 +18,9 @@ from fibjax.training.config import TrainConfig, check_seeds
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"learning_rate": float("nan")}, "learning_rate"),
         ({"learning_rate": float("inf")}, "learning_rate"),
+        # At the precision training uses: zero (nothing trains) or infinite.
+        ({"learning_rate": 1e-50}, "0.0 in float32"),
+        ({"learning_rate": 1e300}, "inf in float32"),
         ({"optimizer": "lion"}, "optimizer"),
         ({"shuffle": "yes"}, "shuffle"),
     ],
