@@ -31,6 +31,7 @@ from fibjax.cli.processes import (
     run_across,
     supervised,
 )
+from fibjax.reports.formatting import count
 
 # Each list option: its destination, the SweepConfig field it fills, how one item is read.
 _LISTS = {
@@ -283,7 +284,7 @@ def _first_difference(saved, asked, saved_shard, asked_shard) -> str | None:
         if value != saved.to_dict()[name]:
             dest = {v[0]: k for k, v in _LISTS.items()}.get(name, name)
             if name == "seeds":
-                return f"the seeds given ({len(value)})"
+                return f"--seeds ({count(len(value), 'seed')} given)"
             shown = ",".join(map(str, value)) if isinstance(value, list) else value
             return f"{option(dest)} {shown}"
     return None
@@ -353,7 +354,8 @@ def _train_and_report(
 
 def _work_line(done) -> str:
     return (
-        f"trained {len(done.saved)} arm(s) with {done.programs} compiled program(s):"
+        f"trained {count(len(done.saved), 'arm')} with"
+        f" {count(done.programs, 'compiled program')}:"
         f" {done.compile_s:.1f} s compiling, {done.train_s:.1f} s training"
     )
 
@@ -363,9 +365,10 @@ def decision_table(summary: dict) -> str:
     counts = summary["decisions"]
     total = sum(counts.values())
     return (
-        f"{total} grid point(s): attention lower in {counts.get('attention', 0)}, vanilla lower"
-        f" in {counts.get('vanilla', 0)}, undecided in {counts.get('undecided', 0)}"
-        f" (Wilcoxon signed-rank, Holm over the {total} points)"
+        f"{count(total, 'grid point')}: attention lower in {counts.get('attention', 0)},"
+        f" vanilla lower in {counts.get('vanilla', 0)}, undecided in"
+        f" {counts.get('undecided', 0)} (Wilcoxon signed-rank, Holm over"
+        f" {count(total, 'grid point')})"
     )
 
 

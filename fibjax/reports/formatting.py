@@ -32,3 +32,12 @@ def factor_text(log10_ratio: float) -> str:
     if not math.isfinite(log10_ratio):
         return "–"
     return f"{'÷' if log10_ratio < 0 else '×'}{10 ** abs(log10_ratio):.2g}"
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1.
+
+    >>> count(1, "grid point"), count(3, "grid point"), count(0, "arm")
+    ('1 grid point', '3 grid points', '0 arms')
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from fibjax.reports import figures
-from fibjax.reports.formatting import factor_text
+from fibjax.reports.formatting import count, factor_text
 from fibjax.reports.sweep_axes import (
     AXES,
     axis_values,
@@ -131,7 +131,7 @@ def effect_heatmap(
     cbar.set_label("MSE ratio attention / vanilla (median)\nblue: attention lower, red: higher")
     fig.suptitle(
         f"Attention against vanilla by {rows_axis} and {cols_axis}{_fixed_text(rows)}\n"
-        f"bold with *: Holm-adjusted p < {alpha} over {len(rows)} grid points",
+        f"bold with *: Holm-adjusted p < {alpha} over {count(len(rows), 'grid point')}",
         fontsize="medium",
     )
     return figures.save(fig, path)

@@ -20,7 +20,7 @@ import numpy as np
 
 from fibjax import stats
 from fibjax.reports import sweep_plots
-from fibjax.reports.formatting import factor_text, fmt
+from fibjax.reports.formatting import count, factor_text, fmt
 from fibjax.reports.sweep_axes import (
     AXES,
     axis_values,
@@ -124,7 +124,7 @@ def decision_groups(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 def correction_text(n_points: int, alpha: float) -> str:
     """The multiple-comparison correction in words."""
     return (
-        f"Holm's method over the {n_points} grid points, familywise level α = {alpha};"
+        f"Holm's method over {count(n_points, 'grid point')}, familywise level α = {alpha};"
         " Benjamini–Hochberg q-values also given"
     )
 
@@ -183,18 +183,19 @@ def _md_head(rows: Sequence[Mapping[str, Any]], alpha: float) -> str:
     fixed = [a for a in AXES if a not in varying_axes(rows)]
     fixed_text = f"\n\nFixed across the grid: {settings_label(rows[0], fixed)}." if fixed else ""
     parts = [
-        f"# fibjax sweep: attention against vanilla over {len(rows)} grid points\n\n"
+        f"# fibjax sweep: attention against vanilla over {count(len(rows), 'grid point')}\n\n"
         "**Question.** At which settings does an attention pooling lower the test MSE of a"
         " recurrent network predicting the next Fibonacci term, against the same network"
         " reading its last state (vanilla)?\n\n"
-        f"**Answer.** Of {len(rows)} grid points, attention has the lower test MSE at"
+        f"**Answer.** Of {count(len(rows), 'grid point')}, attention has the lower test MSE at"
         f" {counts['attention']}, vanilla at {counts['vanilla']}, and {counts['undecided']}"
         f" are undecided ({correction_text(len(rows), alpha)}).{fixed_text}"
     ]
     for decision, texts in decision_groups(rows).items():
         if texts:
             bullets = "\n".join(f"- {text}" for text in texts)
-            parts.append(f"### {_HEADINGS[decision]} ({counts[decision]} grid points)\n\n{bullets}")
+            heading = f"{_HEADINGS[decision]} ({count(counts[decision], 'grid point')})"
+            parts.append(f"### {heading}\n\n{bullets}")
     return "\n\n".join(parts)
 
 

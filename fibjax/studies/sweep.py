@@ -45,25 +45,31 @@ def prepare_out_dir(
     config: SweepConfig,
     environment: dict[str, Any],
     shard: tuple[int, int] | None = None,
+    *,
+    name: str = "--out",
 ) -> None:
-    """Creates ``out_dir`` for a new sweep (or shard), refusing a folder that holds anything."""
+    """Creates ``out_dir`` for a new sweep (or shard), refusing a folder that holds anything.
+
+    ``name`` is how messages call the folder: the option that gave it (``--out``), or for
+    ``fibjax merge`` the merged sweep's folder.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: exists and is not a folder")
+        raise ValueError(f"{name} {out_dir}: exists and is not a folder")
     if out_dir.is_dir():
         storage.remove_stale_temporaries(out_dir)
         if (out_dir / SWEEP_FILE).exists():
+            hint = f"continue it with --resume {out_dir}, or " if name == "--out" else ""
             raise ValueError(
-                f"--out {out_dir}: already holds a fibjax sweep; continue it with --resume"
-                f" {out_dir}, or choose another folder"
+                f"{name} {out_dir}: already holds a fibjax sweep; {hint}choose another folder"
             )
         if any(out_dir.iterdir()):
-            raise ValueError(f"--out {out_dir}: exists, is not empty and is not a fibjax sweep")
+            raise ValueError(f"{name} {out_dir}: exists, is not empty and is not a fibjax sweep")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         storage.write_json(out_dir / SWEEP_FILE, _record(config, environment, shard))
     except OSError as error:
-        raise ValueError(f"--out {out_dir}: cannot be written ({error.strerror})") from None
+        raise ValueError(f"{name} {out_dir}: cannot be written ({error.strerror})") from None
 
 
 def _record(config: SweepConfig, environment: dict[str, Any], shard, **more) -> dict[str, Any]:

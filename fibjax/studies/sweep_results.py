@@ -107,7 +107,7 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], environment: dict[str, Any]
             arms.setdefault(name, arrays)
             sources.setdefault(name, folder)
     _check_complete(config, arms, [r for _, _, r, _ in loaded])
-    prepare_out_dir(out_dir, config, environment)
+    prepare_out_dir(out_dir, config, environment, name="the merged folder")
     merged = Path(out_dir) / SWEEP_FILE
     sweep = storage.read_json(merged)
     sweep["code"] = record["code"]

@@ -109,3 +109,12 @@ def test_help_lists_the_registered_cells_and_models(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ", ".join(CELL_NAMES) in text and ", ".join(MODEL_NAMES) in text
     assert not any(placeholder in text for placeholder in ("<cells>", "<models>", "<baseline>"))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_decision_line_counts_in_words(n):
+    from fibjax.cli.sweep import decision_table
+
+    line = decision_table({"decisions": {"attention": n, "vanilla": 0, "undecided": 0}})
+    noun = "grid point" if n == 1 else "grid points"
+    assert line.startswith(f"{n} {noun}: attention lower in {n},") and "(s)" not in line

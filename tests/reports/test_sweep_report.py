@@ -276,7 +276,7 @@ def test_write_sweep_report_writes_every_file_and_names_the_winners(tmp_path):
     vanilla = report.split("### Vanilla has the lower test MSE (2 grid points)")[1]
     expected = "- cell simple, window 12, every scaling (minmax, log)"
     assert vanilla.split("###")[0].strip() == expected
-    assert "Holm's method over the 8 grid points, familywise level α = 0.05" in report
+    assert "Holm's method over 8 grid points, familywise level α = 0.05" in report
     assert "Benjamini–Hochberg q-values also given" in report
     assert "Fixed across the grid: model=dot, hidden=8, learning_rate=0.01." in report
 
@@ -326,3 +326,8 @@ def test_each_figure_is_written(rows, tmp_path, name):
     else:
         out = draw(rows, path)
     assert out == path and path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("n, text", [(1, "over 1 grid point,"), (2, "over 2 grid points,")])
+def test_counts_agree_with_their_nouns(n, text):
+    assert text in sr.correction_text(n, 0.05)

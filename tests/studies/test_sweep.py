@@ -87,7 +87,8 @@ def test_the_report_is_rebuilt_from_the_saved_arms(whole, capsys):
     (whole / "sweep.csv").unlink()
     assert entry.main(["report", str(whole)]) == 0
     assert (whole / "sweep.csv").read_text() == before
-    assert "grid point(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("4 grid points: attention lower in") and "Holm over 4 grid points" in out
 
 
 def test_a_grid_point_equals_compare_alone(whole, tmp_path, cache):
@@ -137,6 +138,13 @@ def test_shards_merged_equal_the_whole_sweep(whole, tmp_path, cache, capsys):
     err = capsys.readouterr().err.strip()
     assert f"{parts[0]}: {arm.name} differs from the same arm in {changed}" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "no").exists()
+    # The merged folder is named as such, not as an option merge does not have.
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    assert entry.main(["merge", str(tmp_path / "full"), *map(str, parts)]) == 2
+    err = capsys.readouterr().err
+    assert f"the merged folder {tmp_path / 'full'}: exists, is not empty" in err
+    assert "--out" not in err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 40])
@@ -200,6 +208,8 @@ def test_seeds_that_cannot_fit_are_refused_from_their_count(tmp_path, capsys):
 def test_resume_refuses_a_changed_option(whole, capsys):
     assert entry.main(["sweep", "--resume", str(whole), "--epochs", "5"]) == 2
     assert "--epochs 5 differs" in capsys.readouterr().err
+    assert entry.main(["sweep", "--resume", str(whole), "--seeds", "5"]) == 2
+    assert "--seeds (5 seeds given) differs from the saved value" in capsys.readouterr().err
     assert entry.main(["sweep", "--resume", str(whole), "--epochs", "2", "--no-cache"]) == 0
 
 
