@@ -157,6 +157,28 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yields a new temporary folder beside ``path``; moves it onto ``path`` if the block succeeds.
+
+    The folder appears whole or not at all: a failure removes the temporary folder, and one left
+    by a killed process is removed by :func:`remove_stale_temporaries` of the parent folder.
+    ``path`` may exist as an empty folder, which the move replaces.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        os.rename(tmp, path)  # refuses a path that is in the way
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

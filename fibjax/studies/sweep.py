@@ -40,15 +40,9 @@ def arm_path(out_dir: Path, arm: Arm) -> Path:
     return Path(out_dir) / f"arm_{arm.name}.npz"
 
 
-def prepare_out_dir(
-    out_dir: Path,
-    config: SweepConfig,
-    environment: dict[str, Any],
-    shard: tuple[int, int] | None = None,
-    *,
-    name: str = "--out",
-) -> None:
-    """Creates ``out_dir`` for a new sweep (or shard), refusing a folder that holds anything.
+def check_out_dir(out_dir: Path, *, name: str = "--out") -> None:
+    """Refuses a folder a new sweep cannot be written to: not a folder, or one that holds
+    anything (a sweep, or other files).
 
     ``name`` is how messages call the folder: the option that gave it (``--out``), or for
     ``fibjax merge`` the merged sweep's folder.
@@ -65,6 +59,20 @@ def prepare_out_dir(
             )
         if any(out_dir.iterdir()):
             raise ValueError(f"{name} {out_dir}: exists, is not empty and is not a fibjax sweep")
+
+
+def prepare_out_dir(
+    out_dir: Path,
+    config: SweepConfig,
+    environment: dict[str, Any],
+    shard: tuple[int, int] | None = None,
+    *,
+    name: str = "--out",
+) -> None:
+    """Creates ``out_dir`` for a new sweep (or shard), refusing a folder that holds anything
+    (:func:`check_out_dir`)."""
+    check_out_dir(out_dir, name=name)
+    out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         storage.write_json(out_dir / SWEEP_FILE, _record(config, environment, shard))

@@ -21,6 +21,7 @@ from fibjax.studies.sweep import (
     SWEEP_FILE,
     SWEEP_FORMAT,
     arm_path,
+    check_out_dir,
     is_sweep,
     load_arm,
     load_saved,
@@ -107,12 +108,28 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], environment: dict[str, Any]
             arms.setdefault(name, arrays)
             sources.setdefault(name, folder)
     _check_complete(config, arms, [r for _, _, r, _ in loaded])
-    prepare_out_dir(out_dir, config, environment, name="the merged folder")
-    merged = Path(out_dir) / SWEEP_FILE
+    name = "the merged folder"
+    check_out_dir(out_dir, name=name)
+    storage.remove_stale_temporaries(Path(out_dir).parent)  # of merges killed half-way
+    # Built aside and moved into place whole: a merge killed half-way leaves no folder that
+    # looks like a sweep with arms missing.
+    try:
+        with storage.atomic_folder(out_dir) as staging:
+            _write_merged(staging, config, record, environment, loaded)
+    except OSError as error:
+        raise ValueError(f"{name} {out_dir}: cannot be written ({error.strerror})") from None
+
+
+def _write_merged(staging: Path, config, record, environment, loaded) -> None:
+    """The merged sweep's record and every arm, written into ``staging``."""
+    prepare_out_dir(staging, config, record["environment"], name="the merged folder")
+    merged = staging / SWEEP_FILE
     sweep = storage.read_json(merged)
     sweep["code"] = record["code"]
     if "code_changes" in record:
         sweep["code_changes"] = record["code_changes"]
+    # The environment stays the training's (the first folder's); the merge's is kept apart.
+    sweep["merged_by"] = environment
     sweep["merged_from"] = [
         {
             "folder": str(folder),
@@ -123,11 +140,11 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], environment: dict[str, Any]
     ]
     storage.write_json(merged, sweep)
     for folder, _, _, saved in loaded:
-        for name in saved:
-            target = Path(out_dir) / f"arm_{name}.npz"
+        for arm in saved:
+            target = staging / f"arm_{arm}.npz"
             if not target.exists():
                 with storage.atomic_path(target) as tmp:
-                    shutil.copyfile(Path(folder) / f"arm_{name}.npz", tmp)
+                    shutil.copyfile(Path(folder) / f"arm_{arm}.npz", tmp)
 
 
 def _check_same_sweep(first_dir, config, record, folder, other, other_record) -> None:

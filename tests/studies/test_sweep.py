@@ -145,6 +145,43 @@ def test_shards_merged_equal_the_whole_sweep(whole, tmp_path, cache, capsys):
     err = capsys.readouterr().err
     assert f"the merged folder {tmp_path / 'full'}: exists, is not empty" in err
     assert "--out" not in err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    # The merged record keeps the training's environment, the merge's apart.
+    merged = json.loads((tmp_path / "merged" / "sweep.json").read_text())
+    first = json.loads((parts[0] / "sweep.json").read_text())
+    assert merged["environment"] == first["environment"] and "command" in merged["merged_by"]
+
+
+def test_a_merge_stopped_half_way_leaves_no_folder(whole, tmp_path, monkeypatch):
+    # Stopped while it copies arms (Ctrl-C here; a kill leaves its hidden folder, which the
+    # next merge removes): the merged folder is not there at all, rather than half there.
+    copies, real_copy = [], shutil.copyfile
+
+    def copy_then_stop(src, dst):
+        if copies:
+            raise KeyboardInterrupt
+        copies.append(real_copy(src, dst))
+
+    monkeypatch.setattr(sweep_results.shutil, "copyfile", copy_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_results.merge(tmp_path / "merged", [whole], {})
+    assert [p.name for p in tmp_path.iterdir()] == []
+    monkeypatch.undo()
+    dead = tmp_path / f".merged.{dead_pid()}.0123abcd.tmp"  # a killed merge's folder
+    dead.mkdir()
+    sweep_results.merge(tmp_path / "merged", [whole], {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+    assert (tmp_path / "merged" / "sweep.csv").exists() is False  # the report comes after
+    assert len(list((tmp_path / "merged").glob("arm_*.npz"))) == 4
+
+
+def dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 40])
