@@ -131,7 +131,8 @@ def effect_heatmap(
     cbar.set_label("MSE ratio attention / vanilla (median)\nblue: attention lower, red: higher")
     fig.suptitle(
         f"Attention against vanilla by {rows_axis} and {cols_axis}{_fixed_text(rows)}\n"
-        f"bold with *: Holm-adjusted p < {alpha} over {count(len(rows), 'grid point')}",
+        f"bold with *: Holm-adjusted p < {alpha} over {count(len(rows), 'grid point')};"
+        " grey: no seed where both stayed finite, or not in the grid",
         fontsize="medium",
     )
     return figures.save(fig, path)

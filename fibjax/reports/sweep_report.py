@@ -33,6 +33,8 @@ from fibjax.reports.sweep_table import DECISIONS, PointResult, sweep_rows, write
 from fibjax.results import storage
 from fibjax.studies import sweep_results
 
+# The decisions, and the undecided points where nothing could be compared (every seed diverged).
+GROUPS = (*DECISIONS, "diverged")
 FIGURES = {
     "effect_heatmap": "effect_heatmap.png",
     "effect_by_window": "effect_by_window.png",
@@ -97,6 +99,9 @@ def _box_text(box: Mapping[str, frozenset], grid: Mapping[str, list]) -> str:
 def decision_groups(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Each decision's grid points in words, grouped: ``{decision: [text, ...]}``.
 
+    Undecided points with no seed where both models stayed finite are grouped apart, as
+    ``"diverged"``: nothing was compared there.
+
     Only the axes that vary in the grid are named; points that differ on one axis alone are
     merged ("every window (6, 12, 24)" when they cover all of the grid's values).
 
@@ -109,13 +114,19 @@ def decision_groups(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     axes = varying_axes(rows)
     grid = {axis: axis_values(rows, axis) for axis in axes}
     out = {}
-    for decision in DECISIONS:
-        mine = [row for row in rows if row["decision"] == decision]
+    for decision in GROUPS:
+        mine = [row for row in rows if _group(row) == decision]
         if not axes:
             out[decision] = ["the only grid point"] if mine else []
             continue
         out[decision] = [_box_text(box, grid) for box in _boxes(mine, axes)]
     return out
+
+
+def _group(row: Mapping[str, Any]) -> str:
+    if row["decision"] == "undecided" and row.get("n_pairs", 1) == 0:
+        return "diverged"
+    return row["decision"]
 
 
 # ------------------------------------------------------------------------------ Markdown
@@ -175,11 +186,18 @@ _HEADINGS = {
     "attention": "Attention has the lower test MSE",
     "vanilla": "Vanilla has the lower test MSE",
     "undecided": "Undecided (no detectable difference)",
+    "diverged": "Not compared (no seed where both models stayed finite)",
 }
 
 
 def _md_head(rows: Sequence[Mapping[str, Any]], alpha: float) -> str:
-    counts = {d: sum(row["decision"] == d for row in rows) for d in DECISIONS}
+    counts = {d: sum(_group(row) == d for row in rows) for d in GROUPS}
+    not_compared = (
+        f"; {counts['diverged']} could not be compared, every seed having diverged in one model"
+        " or both"
+        if counts["diverged"]
+        else ""
+    )
     fixed = [a for a in AXES if a not in varying_axes(rows)]
     fixed_text = f"\n\nFixed across the grid: {settings_label(rows[0], fixed)}." if fixed else ""
     parts = [
@@ -189,7 +207,7 @@ def _md_head(rows: Sequence[Mapping[str, Any]], alpha: float) -> str:
         " reading its last state (vanilla)?\n\n"
         f"**Answer.** Of {count(len(rows), 'grid point')}, attention has the lower test MSE at"
         f" {counts['attention']}, vanilla at {counts['vanilla']}, and {counts['undecided']}"
-        f" are undecided ({correction_text(len(rows), alpha)}).{fixed_text}"
+        f" are undecided{not_compared} ({correction_text(len(rows), alpha)}).{fixed_text}"
     ]
     for decision, texts in decision_groups(rows).items():
         if texts:
@@ -217,11 +235,14 @@ def _md_protocol(rows, alpha, n_seeds, epochs, code_text, stats_seed, n_resample
         f" hidden size, window, scaling and learning rate, both{trained} under the same {seeds}"
         " (paired by seed). Primary test, named in advance: the two-sided Wilcoxon signed-rank"
         " test on the paired log10 test MSE, one per grid point; the decisions use"
-        f" {correction_text(len(rows), alpha)}. A point is decided for the model with the lower"
-        " median when its Holm-adjusted p is below α. Effect size: the median over seeds of"
-        " log10(MSE attention / MSE vanilla), with a 95% bootstrap interval (BCa, percentile"
+        f" {correction_text(len(rows), alpha)}. A point is decided when its Holm-adjusted p is"
+        " below α, for the model that the median over seeds of the paired log10(MSE attention /"
+        " MSE vanilla) favours (attention when it is negative); the two models' own median MSEs"
+        " in the table may order the other way. Effect size: that median, with a 95% bootstrap"
+        " interval (BCa, percentile"
         f" where BCa is undefined){resampling_text}; share of seeds where attention's MSE is"
-        f" lower, with a Wilson 95% interval. {diverged} diverged seed result(s) were left out;"
+        f" lower, with a Wilson 95% interval. {count(diverged, 'diverged seed result')} were"
+        " left out;"
         f" paired statistics use the seeds where both models stayed finite. {code_text}"
     )
 

@@ -331,3 +331,31 @@ def test_each_figure_is_written(rows, tmp_path, name):
 @pytest.mark.parametrize("n, text", [(1, "over 1 grid point,"), (2, "over 2 grid points,")])
 def test_counts_agree_with_their_nouns(n, text):
     assert text in sr.correction_text(n, 0.05)
+
+
+def test_a_point_where_every_seed_diverged_is_named_so(tmp_path):
+    points = _grid(np.random.default_rng(7))
+    first = points[0]
+    points[0] = sweep_table.PointResult(
+        first.settings, first.seeds, np.full_like(first.attention_mse, np.nan), first.vanilla_mse
+    )
+    _write(tmp_path, points)
+    report = (tmp_path / "report.md").read_text()
+    assert "1 could not be compared, every seed having diverged in one model or both" in report
+    heading = "### Not compared (no seed where both models stayed finite) (1 grid point)"
+    assert (
+        report.split(heading)[1].split("##")[0].strip()
+        == "- cell simple, window 6, minmax scaling"
+    )
+    assert "10 diverged seed results were left out" in report
+
+
+def test_the_report_says_what_decides_a_point(tmp_path):
+    # The decision follows the median paired log-ratio, which can disagree with the order of
+    # the two models' own median MSEs; the report says which it uses.
+    _write(tmp_path, _grid(np.random.default_rng(8)))
+    report = " ".join((tmp_path / "report.md").read_text().split())
+    assert (
+        "for the model that the median over seeds of the paired log10(MSE attention / MSE" in report
+    )
+    assert "lower median" not in report
