@@ -99,12 +99,20 @@ def load_sweep(out_dir: Path) -> tuple[SweepConfig, dict[str, Any]]:
         raise storage.ResultFileError(
             f"{path}: format {record['format']!r} is not {SWEEP_FORMAT!r}"
         )
-    codes = [record["code"], *record.get("code_changes", [])]
-    if not all(isinstance(code, dict) for code in codes):
-        raise storage.ResultFileError(f"{path}: code and code_changes must be JSON objects")
+    changes = record.get("code_changes", [])
+    if not isinstance(changes, list) or not all(
+        isinstance(code, dict) for code in [record["code"], *changes]
+    ):
+        raise storage.ResultFileError(
+            f"{path}: code must be a JSON object and code_changes a list of them"
+        )
+    shard = record["shard"]
+    if shard is not None and not (
+        isinstance(shard, list) and len(shard) == 2 and all(type(x) is int for x in shard)
+    ):
+        raise storage.ResultFileError(f"{path}: shard {shard!r} must be null or [K, N]")
     try:
         config = config_from_dict(record["config"])
-        shard = record["shard"]
         if shard is not None:
             shard = parse_shard(f"{shard[0]}/{shard[1]}")
     except (ValueError, TypeError, IndexError, KeyError) as error:
@@ -157,7 +165,28 @@ def load_arm(
     for name in ARM_ARRAYS[2:]:
         if arrays[name].shape[:2] != shape:
             raise storage.ResultFileError(f"{path}: {name} has shape {arrays[name].shape}")
+    _check_values(path, arrays)
     return arrays
+
+
+def _check_values(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuses values no training writes: an MSE or loss that is negative or infinite (a
+    diverged seed's is NaN), a negative epoch, a training time that is not a number."""
+    for name in ("test_mse", "train_mse", "epoch_losses"):
+        values = arrays[name]
+        # The model's output is a tanh, so its MSE is at most 4: infinite only when edited.
+        if values.dtype.kind != "f" or np.any(np.isinf(values) | (values < 0)):
+            raise storage.ResultFileError(
+                f"{path}: {name} holds values no training writes (negative, infinite or not"
+                " numbers); the file was edited or damaged"
+            )
+    epochs = arrays["diverged_epoch"]
+    if epochs.dtype.kind not in "iu" or np.any(epochs < 0):
+        raise storage.ResultFileError(f"{path}: diverged_epoch must be non-negative integers")
+    if "train_s" in arrays:
+        seconds = arrays["train_s"]
+        if seconds.shape != () or seconds.dtype.kind not in "iuf" or not seconds >= 0:
+            raise storage.ResultFileError(f"{path}: train_s must be a number of seconds")
 
 
 def run_codes(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -344,8 +344,7 @@ def test_a_point_where_every_seed_diverged_is_named_so(tmp_path):
     assert "1 could not be compared, every seed having diverged in one model or both" in report
     heading = "### Not compared (no seed where both models stayed finite) (1 grid point)"
     assert (
-        report.split(heading)[1].split("##")[0].strip()
-        == "- cell simple, window 6, minmax scaling"
+        report.split(heading)[1].split("##")[0].strip() == "- cell simple, window 6, minmax scaling"
     )
     assert "10 diverged seed results were left out" in report
 

@@ -304,3 +304,37 @@ def test_a_damaged_arm_gives_one_line(whole, tmp_path, capsys):
     assert (copy / "report.md").read_text() == before  # the previous report is kept
     assert entry.main(["sweep", "--resume", str(copy)]) == 2
     assert "arm_simple-dot-h2-w6-log.npz" in capsys.readouterr().err
+
+
+def _edit_record(folder, **fields):
+    path = folder / "sweep.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _edit_arm(folder, **arrays):
+    path = folder / "arm_simple-dot-h2-w6-log.npz"
+    np.savez(path, **{**dict(np.load(path)), **arrays})
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: _edit_record(f, code_changes=5), "code_changes"),
+        (lambda f: _edit_record(f, code_changes=["x"]), "code_changes"),
+        (lambda f: _edit_record(f, shard="1/2"), "shard '1/2' must be null or [K, N]"),
+        (lambda f: _edit_record(f, shard=[1]), "shard [1]"),
+        (lambda f: _edit_record(f, shard=[3, 2]), "K must be from 1 to N"),
+        (lambda f: _edit_arm(f, test_mse=np.full((2, 4), np.inf)), "test_mse holds values"),
+        (lambda f: _edit_arm(f, train_mse=-np.ones((2, 4))), "train_mse holds values"),
+        (lambda f: _edit_arm(f, train_s=np.array("an hour")), "train_s must be a number"),
+        (lambda f: _edit_arm(f, diverged_epoch=-np.ones((2, 4), np.int32)), "diverged_epoch"),
+    ],
+)
+def test_damaged_sweep_files_give_one_line(whole, tmp_path, capsys, damage, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(whole, copy)
+    damage(copy)
+    capsys.readouterr()
+    assert entry.main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
