@@ -330,7 +330,7 @@ def _train_and_report(
                 interrupted(
                     f"saved in {out_dir}: {what}. Continue with: fibjax compare --resume {out_dir}"
                 )
-                return 130
+                return ctrl_c["status"]
             except (storage.ResultFileError, distributed.PeerError) as error:
                 raise UsageError(str(error)) from None
             progress.phase("writing the report")
@@ -344,7 +344,7 @@ def _train_and_report(
                     f"every model is saved in {out_dir}."
                     f" Write the report with: fibjax report {out_dir}"
                 )
-                return 130
+                return ctrl_c["status"]
     finally:
         _join_quietly(preload)  # no import left half done when the interpreter shuts down
     peers.finish()

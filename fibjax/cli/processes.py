@@ -129,33 +129,38 @@ def share_done(peers, out_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def catch_ctrl_c() -> Iterator[dict[str, bool]]:
-    """Notes a Ctrl-C even where Python swallows its ``KeyboardInterrupt``.
+def catch_ctrl_c() -> Iterator[dict[str, Any]]:
+    """Notes a Ctrl-C, or a SIGTERM, even where Python swallows its ``KeyboardInterrupt``.
 
     A Ctrl-C that lands while the garbage collector runs JAX's callback raises inside that
     callback, where Python prints "Exception ignored" and carries on. Inside this block the
     handler also sets ``["hit"]``, so the run can stop at its next step all the same, and such
-    a swallowed interrupt is not printed.
+    a swallowed interrupt is not printed. SIGTERM (``kill``, ``timeout``, a cluster's
+    ``scancel`` or preemption) stops the run the same way, over the handler that
+    ``jax.distributed`` installs for preemption, which would let training run to its end;
+    ``["status"]`` is the exit status to give: 130 after SIGINT, 143 after SIGTERM.
     """
-    state = {"hit": False}
+    state: dict[str, Any] = {"hit": False, "status": 130}
     if threading.current_thread() is not threading.main_thread():
         yield state  # only the main thread may set signal handlers
         return
 
     def on_sigint(signum, frame):
         state["hit"] = True
+        state["status"] = 128 + signum
         raise KeyboardInterrupt
 
     def on_unraisable(unraisable):
         if not isinstance(unraisable.exc_value, KeyboardInterrupt):
             previous_hook(unraisable)
 
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous_hook, sys.unraisablehook = sys.unraisablehook, on_unraisable
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sys.unraisablehook = previous_hook
 
 

@@ -322,7 +322,7 @@ def _train_and_report(
             interrupted(
                 f"saved in {out_dir}: {what}. Continue with: fibjax sweep --resume {out_dir}"
             )
-            return 130
+            return ctrl_c["status"]
         except (storage.ResultFileError, distributed.PeerError) as error:
             raise UsageError(str(error)) from None
         progress.close()
@@ -346,7 +346,7 @@ def _train_and_report(
             interrupted(
                 f"every arm is saved in {out_dir}. Write the report with: fibjax report {out_dir}"
             )
-            return 130
+            return ctrl_c["status"]
     print(decision_table(summary))
     print(f"\nReport: {Path(out_dir) / 'report.md'}")
     return 0

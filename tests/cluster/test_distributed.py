@@ -223,3 +223,30 @@ def test_one_process_decides_alone():
     assert peers.main and peers.decide(lambda: {"todo": ["a"]}) == {"todo": ["a"]}
     with pytest.raises(KeyError):
         peers.decide(lambda: {}["missing"], (KeyError,))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_process_and_says_what_was_saved(tmp_path):
+    # As a cluster stops a job (scancel, preemption): SIGTERM to every process. Each stops as
+    # Ctrl-C stops it, within the heartbeat's bound, instead of training to the end.
+    out = tmp_path / "run"
+    port = free_port()
+    processes = [joined(["compare", *SMALL, "--out", out], i, port) for i in range(2)]
+    try:
+        for line in processes[0].stderr:
+            if line.startswith("training"):
+                break
+        sent = time.monotonic()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        done = [finish(process) for process in processes]
+        waited = time.monotonic() - sent
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert waited < 40
+    (status, _, err), (other_status, _, _) = done
+    assert status != 0 and other_status != 0, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (out / "summary.json").exists()

@@ -219,12 +219,14 @@ def test_plot_redraws_every_figure(finished):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, signum):
+    # SIGTERM (kill, timeout, a cluster's scancel or preemption) stops a run as Ctrl-C does.
     out = tmp_path / "interrupted"
     proc = start_until_first_arm(out)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + signum, stderr
     assert "saved in" in stderr and "attention" in stderr
     assert f"--resume {out}" in stderr
     assert "Traceback" not in stderr
