@@ -34,6 +34,8 @@ def configure_runtime(args: argparse.Namespace, distributed=None) -> Path | None
     if args.cpu_devices is not None and args.cpu_devices < 1:
         raise UsageError(f"--cpu-devices={args.cpu_devices} must be an integer >= 1")
     cache_dir = None if args.no_cache else (args.cache_dir or runtime.default_cache_dir())
+    if cache_dir is not None and Path(cache_dir).is_dir():  # one that cannot be made: refused
+        cache_dir = runtime.writable_cache(cache_dir)
     try:
         runtime.configure(
             cache_dir=cache_dir, cpu_devices=args.cpu_devices, distributed=distributed

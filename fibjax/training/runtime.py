@@ -50,6 +50,29 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "fibjax" / "jax"
 
 
+def writable_cache(cache_dir: Path | None) -> Path | None:
+    """``cache_dir`` if it can be created and written to; otherwise ``None``, said in one line.
+
+    A cache that cannot be written would have JAX warn once a program (two dozen warnings in a
+    comparison) and fibjax fail to keep its traced programs; the run goes on without it.
+    """
+    if cache_dir is None:
+        return None
+    from fibjax.results import storage
+
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        storage.check_writable(Path(cache_dir))
+    except OSError as error:
+        print(
+            f"fibjax: cache folder {cache_dir} cannot be written ({error.strerror or error});"
+            " going on without the cache",
+            file=sys.stderr,
+        )
+        return None
+    return Path(cache_dir)
+
+
 def xla_flags(flags: str) -> str:
     """``XLA_FLAGS`` with fibjax's limit for XLA's single-kernel CPU loops added.
 
@@ -172,7 +195,7 @@ def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEF
     ):
         raise ValueError(f"cpu_devices={cpu_devices!r} must be an integer >= 1")
     cache = default_cache_dir() if cache_dir is _DEFAULT else cache_dir
-    cache = None if cache is None else Path(cache).expanduser()
+    cache = writable_cache(None if cache is None else Path(cache).expanduser())
     devices_set = configure(cache_dir=cache, cpu_devices=cpu_devices, option="cpu_devices")
     n_cpu = len(jax.devices("cpu"))
     if not devices_set and n_cpu != (cpu_devices or os.cpu_count() or 1):

@@ -155,3 +155,27 @@ def test_windows_properties(n_terms, window, fraction, scaling):
     x, y = data.train_x, data.train_y
     assert np.all((x >= 0) & (x <= 1 + 1e-12)) and np.all((y >= 0) & (y <= 1 + 1e-12))
     assert np.all(x[:, -1, 0] <= y)
+
+
+def test_a_cache_folder_that_cannot_be_written_is_left_out_in_one_line(
+    tmp_path, capsys, monkeypatch
+):
+    # As root every folder is writable, so the write check is made to fail as a read-only
+    # folder's would; the run goes on without the cache, with one line instead of JAX's
+    # warning for every program.
+    from fibjax.cli.entry import main
+    from fibjax.results import storage
+
+    def read_only(folder):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(storage, "check_writable", read_only)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    capsys.readouterr()
+    args = ["train", "--epochs", "1", "--n-terms", "60", "--window", "6", "--cache-dir", cache]
+    assert main([str(a) for a in args]) == 0
+    err = capsys.readouterr().err
+    line = f"fibjax: cache folder {cache} cannot be written (Permission denied); going on"
+    assert err.count("cache folder") == 1 and line in err and "Warning" not in err
+    assert list(cache.iterdir()) == []
