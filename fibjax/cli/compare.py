@@ -29,6 +29,7 @@ from fibjax.cli.options import (
     distributed_config,
     given_options,
     model_list,
+    not_resumable,
     option,
     seed_count,
     seed_list,
@@ -220,10 +221,7 @@ def _check_resume(args: argparse.Namespace):
     storage.remove_stale_temporaries(out_dir)
     run_file = out_dir / compare.RUN_FILE
     if not run_file.exists() and not list(out_dir.glob("arm_*.npz")):
-        raise UsageError(
-            f"--resume {out_dir}: holds no {compare.RUN_FILE}; the run was stopped before it"
-            f" began training: start it again with fibjax compare --out {out_dir} and its options"
-        )
+        raise UsageError(not_resumable(out_dir, "comparison"))
     try:
         config, _ = compare.load_run(out_dir)
     except storage.ResultFileError as error:

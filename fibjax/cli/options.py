@@ -215,6 +215,31 @@ def seed_count(args: argparse.Namespace) -> int:
     return args.seeds
 
 
+# The record file of each study, and the command that resumes it.
+STUDY_FILES = {"comparison": ("run.json", "compare"), "sweep": ("sweep.json", "sweep")}
+
+
+def not_resumable(folder: Path, study: str) -> str:
+    """Why ``--resume folder`` cannot resume a ``study`` whose record file it lacks, and what to
+    do instead: resume the other study it holds, or start again in it if it is empty."""
+    for other, (file, command) in STUDY_FILES.items():
+        if other != study and (Path(folder) / file).exists():
+            return (
+                f"--resume {folder}: holds a fibjax {other}, not a {study}; resume it with"
+                f" fibjax {command} --resume {folder}"
+            )
+    record, command = STUDY_FILES[study]
+    if any(Path(folder).iterdir()):
+        return (
+            f"--resume {folder}: holds no {record} and is not a fibjax {study}; give a {study}'s"
+            f" folder, or start a new {study} with --out and a new or empty folder"
+        )
+    return (
+        f"--resume {folder}: holds no {record}; the {study} was stopped before it began: start"
+        f" it again with fibjax {command} --out {folder} and its options"
+    )
+
+
 def model_list(text: str) -> tuple[str, ...]:
     """``--models a,b,c`` as names, spaces around them allowed."""
     return tuple(part.strip() for part in text.split(","))

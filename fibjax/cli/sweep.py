@@ -19,6 +19,7 @@ from fibjax.cli.options import (
     add_runtime_options,
     distributed_config,
     given_options,
+    not_resumable,
     option,
     seed_count,
     seed_list,
@@ -245,10 +246,7 @@ def _check_resume(args: argparse.Namespace):
         raise UsageError(f"--resume {out_dir}: no such folder")
     storage.remove_stale_temporaries(out_dir)
     if not sweep.is_sweep(out_dir):
-        raise UsageError(
-            f"--resume {out_dir}: holds no {sweep.SWEEP_FILE}; the sweep was stopped before it"
-            f" began: start it again with fibjax sweep --out {out_dir} and its options"
-        )
+        raise UsageError(not_resumable(out_dir, "sweep"))
     try:
         config, record = sweep.load_sweep(out_dir)
         asked = sweep_grid.config_from_dict({**config.to_dict(), **config_fields(args)})

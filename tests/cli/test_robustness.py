@@ -179,3 +179,37 @@ def test_a_cache_folder_that_cannot_be_written_is_left_out_in_one_line(
     line = f"fibjax: cache folder {cache} cannot be written (Permission denied); going on"
     assert err.count("cache folder") == 1 and line in err and "Warning" not in err
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, holds, message",
+    [
+        (
+            "sweep",
+            {"run.json": "{}"},
+            "holds a fibjax comparison, not a sweep; resume it with fibjax compare --resume",
+        ),
+        (
+            "compare",
+            {"sweep.json": "{}"},
+            "holds a fibjax sweep, not a comparison; resume it with fibjax sweep --resume",
+        ),
+        ("compare", {"notes.txt": "mine"}, "is not a fibjax comparison; give a comparison's"),
+        ("sweep", {"notes.txt": "mine"}, "is not a fibjax sweep; give a sweep's"),
+        ("compare", {}, "start it again with fibjax compare --out"),
+        ("sweep", {}, "start it again with fibjax sweep --out"),
+    ],
+)
+def test_resume_of_a_folder_it_cannot_resume_says_what_to_do(
+    command, holds, message, tmp_path, capsys
+):
+    # The advice must be one that works: never "start again with --out DIR" for a folder that
+    # --out would refuse because it holds something.
+    from fibjax.cli.entry import main
+
+    for name, text in holds.items():
+        (tmp_path / name).write_text(text)
+    capsys.readouterr()
+    assert main([command, "--resume", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
