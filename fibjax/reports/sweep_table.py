@@ -24,6 +24,7 @@ import numpy as np
 from fibjax import stats
 from fibjax.reports.sweep_axes import AXES, AXIS_TYPES
 from fibjax.results import storage
+from fibjax.stats.samples import from_log10
 
 COLUMNS = (
     *AXES,
@@ -133,11 +134,11 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
 
 
 def _median_mse(values: np.ndarray) -> float:
-    """``10 ** median(log10 MSE)`` over the valid seeds, on stats' log scale (0 -> tiny)."""
+    """``10 ** median(log10 MSE)`` over the valid seeds, on stats' log scale (0 stays 0)."""
     valid = values[np.isfinite(values)]
     if valid.size == 0:
         return math.nan
-    return float(10.0 ** float(np.median(np.log10(np.maximum(valid, _TINY)))))
+    return from_log10(float(np.median(np.log10(np.maximum(valid, _TINY)))))
 
 
 def point_row(point: PointResult, config: stats.StatsConfig) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from scipy import stats
 from fibjax.stats.config import StatsConfig
 
 _TINY = np.finfo(np.float64).tiny
+LOG10_TINY = float(np.log10(_TINY))  # where an MSE of exactly 0 lies on the log10 scale
 NAN = float("nan")
 
 
@@ -59,6 +60,15 @@ def validate_pair(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[np.ndarray, np.nd
 
 def _valid(x: np.ndarray) -> np.ndarray:
     return np.isfinite(x) & (x >= 0.0)
+
+
+def from_log10(value: float) -> float:
+    """An MSE back from the log10 scale, where 0 was mapped to ``log10(tiny)``: 0 at that floor.
+
+    >>> from_log10(-2.0), from_log10(float(np.log10(np.finfo(np.float64).tiny)))
+    (0.01, 0.0)
+    """
+    return 0.0 if value <= LOG10_TINY else float(10.0**value)
 
 
 def _log10(x: np.ndarray) -> np.ndarray:
@@ -182,7 +192,9 @@ def describe_sample(
     out["mean_ci"] = bootstrap_interval((logs,), np.mean, config, "mean", notes)
     out["median_ci"] = bootstrap_interval((logs,), np.median, config, "median", notes)
     with np.errstate(over="ignore"):
-        out["geometric_mean_mse"] = float(np.power(10.0, out["mean"]))
+        # A zero factor makes a geometric mean zero (10 ** mean would give about 1e-300).
+        zero = bool(np.any(x[_valid(x)] == 0.0))
+        out["geometric_mean_mse"] = 0.0 if zero else float(np.power(10.0, out["mean"]))
     out["notes"] = notes
     return out
 

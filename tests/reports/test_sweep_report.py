@@ -358,3 +358,10 @@ def test_the_report_says_what_decides_a_point(tmp_path):
         "for the model that the median over seeds of the paired log10(MSE attention / MSE" in report
     )
     assert "lower median" not in report
+
+
+def test_all_zero_mses_have_a_median_of_zero():
+    zeros = np.zeros(6)
+    point = sweep_table.PointResult(BASE, np.arange(6), zeros, zeros)
+    row = sweep_table.point_row(point, stats.StatsConfig(n_resamples=100))
+    assert row["attention_median_mse"] == 0.0 and row["vanilla_median_mse"] == 0.0

@@ -37,6 +37,12 @@ def test_zero_mse_is_mapped_to_float64_tiny():
     assert any("exactly 0" in note for note in s["notes"])
 
 
+@pytest.mark.parametrize("values", [[0.0, 0.0, 0.0], [0.0, 1e-3, 1e-2]])
+def test_a_zero_mse_makes_the_geometric_mean_zero(values):
+    # Not 10 ** mean of the mapped logs, which printed as 2.23e-308 (or about 1e-100 here).
+    assert fs.describe_sample(values, FAST)["geometric_mean_mse"] == 0.0
+
+
 # ------------------------------------------------------------- calibration (synthetic)
 
 
