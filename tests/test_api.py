@@ -90,7 +90,8 @@ def test_configure_in_a_fresh_process(tmp_path):
         except ValueError as error:
             print("ValueError:", error)
         os.cpu_count = lambda: 99  # JAX has started with fewer devices than "cores"
-        print(fibjax.configure(no_cache=True).started_late)
+        late = fibjax.configure(no_cache=True)
+        print(late.started_late, late.cache_dir)
         """
     )
     env = {**os.environ, "FIBJAX_CACHE_DIR": str(tmp_path)}
@@ -102,10 +103,15 @@ def test_configure_in_a_fresh_process(tmp_path):
     devices, error, late = done.stdout.splitlines()
     assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs"), "True"]
     assert error.startswith("ValueError: cpu_devices=1: JAX has started already")
-    assert late == "True"
-    message = done.stderr.strip().splitlines()
-    assert len(message) == 1, done.stderr
-    assert message[0].startswith("fibjax.configure(): JAX had started already")
+    # The late call says its devices and its cache stay as JAX started with them, and its
+    # Runtime names the folder JAX still uses, not the one asked for.
+    assert late == f"True {tmp_path}"
+    cache_line, devices_line = done.stderr.strip().splitlines()
+    stays = f"with its compilation cache in {tmp_path}; it stays there (JAX reads the folder once)"
+    assert (
+        cache_line.startswith("fibjax.configure(): JAX had started already") and stays in cache_line
+    )
+    assert devices_line.startswith("fibjax.configure(): JAX had started already, with")
     assert list((tmp_path / "programs").glob(f"*{program_cache.SUFFIX}"))
 
 

@@ -196,7 +196,18 @@ def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEF
         raise ValueError(f"cpu_devices={cpu_devices!r} must be an integer >= 1")
     cache = default_cache_dir() if cache_dir is _DEFAULT else cache_dir
     cache = writable_cache(None if cache is None else Path(cache).expanduser())
+    before = jax.config.jax_compilation_cache_dir
     devices_set = configure(cache_dir=cache, cpu_devices=cpu_devices, option="cpu_devices")
+    jax_cache = cache
+    if not devices_set and before and (cache is None or Path(before) != cache):
+        # JAX reads its cache folder once, when it first compiles: a later call cannot move it.
+        jax_cache = Path(before)
+        print(
+            f"fibjax.configure(): JAX had started already, with its compilation cache in"
+            f" {before}; it stays there (JAX reads the folder once). Traced programs:"
+            f" {'none kept' if cache is None else cache / PROGRAMS}",
+            file=sys.stderr,
+        )
     n_cpu = len(jax.devices("cpu"))
     if not devices_set and n_cpu != (cpu_devices or os.cpu_count() or 1):
         print(
@@ -211,7 +222,7 @@ def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEF
 
         storage.remove_stale_temporaries(_programs_dir)  # of runs killed while saving one
     n_devices = len(jax.devices())
-    return Runtime(n_devices, jax.default_backend(), cache, _programs_dir, not devices_set)
+    return Runtime(n_devices, jax.default_backend(), jax_cache, _programs_dir, not devices_set)
 
 
 def programs_dir() -> Path | None:
