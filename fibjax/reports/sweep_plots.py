@@ -229,7 +229,8 @@ def effect_by_window(rows: Sequence[Row], path: Path | str) -> Path:
                 x, y, yerr=errors, color=colour, capsize=2, marker="o", markerfacecolor="white"
             )
             decided = np.array([row["decision"] != "undecided" for row in line])
-            ax.plot(x[decided], y[decided], "o", color=colour)
+            # Above the error bar's own open markers, which matplotlib draws over its zorder.
+            ax.plot(x[decided], y[decided], "o", color=colour, zorder=3)
         ax.axhline(0.0, color="0.3", linestyle="--", linewidth=1)
         ax.set_xticks(range(len(windows)), [str(w) for w in windows])
         ax.set_xlabel("window length")
@@ -247,9 +248,11 @@ def effect_by_window(rows: Sequence[Row], path: Path | str) -> Path:
         fontsize="small",
         frameon=False,
     )
+    # The fixed settings on a line of their own: on one, a narrow grid's title was clipped.
+    fixed = _fixed_text(rows).removeprefix("; ")
     fig.suptitle(
-        f"Effect of attention by window length (below the dashed line: attention lower)"
-        f"{_fixed_text(rows)}",
+        "Effect of attention by window length (below the dashed line: attention lower)"
+        + (f"\n{fixed}" if fixed else ""),
         fontsize="medium",
     )
     return figures.save(fig, path)
