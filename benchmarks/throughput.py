@@ -56,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-devices", type=int, default=None, help="default: one per core")
     parser.add_argument("--machine", default=None, help="name of the results file")
     parser.add_argument(
+        "--layout",
+        choices=("auto", "cpu", "accelerator"),
+        default="auto",
+        help="the training program's layout (auto: the platform's; older versions: theirs)",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="the results file (JSON)")
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         default=None,
@@ -106,7 +113,7 @@ def fibjax_modules() -> dict:
 class Measurer:
     """Compiles and times the programs of the fibjax found at ``root``."""
 
-    def __init__(self, root: str, cpu_devices: int | None) -> None:
+    def __init__(self, root: str, cpu_devices: int | None, layout: str = "auto") -> None:
         sys.path.insert(0, root)
         import fibjax
 
@@ -118,6 +125,8 @@ class Measurer:
         self.modules["runtime"].configure(cache_dir=None, cpu_devices=cpu_devices)
         self.data = fibonacci_windows()
         self.run = None
+        # Versions from before the layouts (issue 28) take no keyword: "auto" is their program.
+        self.layout = {} if layout == "auto" else {"layout": layout}
 
     def config(self, cell: str, model: str, epochs: int):
         return self.modules["config"].TrainConfig(model, epochs=epochs, cell=cell)
@@ -154,7 +163,7 @@ class Measurer:
         try:
             start = time.perf_counter()
             self.run = seeds_module.compile_seeds(
-                self.config(cell, model, epochs), self.data, list(range(seeds))
+                self.config(cell, model, epochs), self.data, list(range(seeds)), **self.layout
             )
             compile_s = time.perf_counter() - start
         finally:
@@ -215,9 +224,9 @@ class Measurer:
         return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def serve(root: str, cpu_devices: int | None) -> int:
+def serve(root: str, cpu_devices: int | None, layout: str) -> int:
     """The worker's loop: a request ``{"do": name, **arguments}`` per line in, a result out."""
-    measurer = Measurer(root, cpu_devices)
+    measurer = Measurer(root, cpu_devices, layout)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -229,8 +238,8 @@ def serve(root: str, cpu_devices: int | None) -> int:
 class Worker:
     """A worker process measuring the fibjax at ``root``."""
 
-    def __init__(self, root: Path, cpu_devices: int | None) -> None:
-        command = [sys.executable, __file__, "--worker", str(root)]
+    def __init__(self, root: Path, cpu_devices: int | None, layout: str) -> None:
+        command = [sys.executable, __file__, "--worker", str(root), "--layout", layout]
         if cpu_devices is not None:
             command += ["--cpu-devices", str(cpu_devices)]
         # The worker's own directory must not shadow the version under test.
@@ -402,12 +411,14 @@ def main() -> int:
     if min(args.repeats, args.compiles, args.epochs, *args.seeds) < 1:
         fail("--repeats, --compiles, --epochs and --seeds take positive numbers")
     if args.worker:
-        return serve(args.worker, args.cpu_devices)
+        return serve(args.worker, args.cpu_devices, args.layout)
     with tempfile.TemporaryDirectory() as scratch:
         roots = {"new": REPO}
         if args.baseline:
             roots["baseline"] = checkout(args.baseline, Path(scratch))
-        workers = {name: Worker(root, args.cpu_devices) for name, root in roots.items()}
+        workers = {
+            name: Worker(root, args.cpu_devices, args.layout) for name, root in roots.items()
+        }
         try:
             described = workers["new"].ask("describe")
             rows, loops = run_rows(workers, args)
@@ -424,6 +435,7 @@ def main() -> int:
         "epochs_per_call": args.epochs,
         "repeats": args.repeats,
         "compiles": args.compiles,
+        "layout": args.layout,
         "protocol": "826 training windows, t=20, batch size 1, keras_adam",
         "cpu": cpu_name(),
         "commit": commit_of("HEAD"),
@@ -435,7 +447,7 @@ def main() -> int:
         record["baseline"] = {"ref": args.baseline, "commit": commit_of(args.baseline)}
         record["baseline_peak_rss_mib"] = rss["baseline"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{record['machine']}.json"
+    path = args.output or RESULTS / f"{record['machine']}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print_table(rows)
     print(f"\nwritten to {path}")

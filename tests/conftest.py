@@ -1,6 +1,14 @@
-"""Shared fixtures: the notebook's data and the Keras reference vectors."""
+"""Shared fixtures: the notebook's data, the Keras reference vectors and the backends.
+
+On a machine with an accelerator the suite runs on the CPU backend by default, the accelerator
+started beside it: the claims about bits (Keras parity over whole epochs at batch 1, equal bits
+over device counts) are about the CPU's arithmetic, so they are tested there wherever the suite
+runs. The tests that use the ``target`` fixture run on the accelerator too.
+"""
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
 import re
 import subprocess
@@ -17,6 +25,33 @@ from fibjax.training.runtime import xla_flags
 # tests check the programs that users run.
 os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
 
+
+def _accelerator_platforms() -> list[str]:
+    """The backends besides the CPU that JAX would start here (asked in a child process, so that
+    this process can still choose), or none when no accelerator plugin is installed."""
+    plugins = importlib.metadata.entry_points(group="jax_plugins")
+    if not plugins and not any(importlib.util.find_spec(n) for n in ("jax_plugins", "libtpu")):
+        return []
+    probe = "import jax.extend; print(','.join(jax.extend.backend.backends()))"
+    try:
+        found = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    names = found.stdout.strip().split(",") if found.returncode == 0 else []
+    return [name for name in names if name and name != "cpu"]
+
+
+# Several pytest-xdist workers share one accelerator: none takes most of its memory up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Decided once, in the first process; pytest-xdist's workers inherit the choice.
+if "JAX_PLATFORMS" not in os.environ:
+    _accelerators = _accelerator_platforms()
+    if _accelerators:
+        # The first platform listed is JAX's default backend.
+        os.environ["JAX_PLATFORMS"] = ",".join(["cpu", *_accelerators])
+
 DATA_DIR = Path(__file__).parent / "data"
 KERAS_DIR = DATA_DIR / "keras"
 # The project's folder of vectors beside the repository, when it is there.
@@ -25,6 +60,56 @@ SHARED_KERAS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "kera
 _VECTOR_NAME = re.compile(r"keras_(?:([a-z0-9]+)_)?([a-z0-9]+)_seed(\d+)(?:[_.-][^/]*)?\.npz")
 # The vectors' pooling names, as fibjax names the models.
 _KERAS_POOLINGS = {"last": "vanilla", "notebook": "attention"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a platform-independent test runs, and which training program it runs there.
+
+    ``"cpu"``: the CPU's program on the CPU. ``"accelerator"``: the accelerator's program on
+    the accelerator when there is one, otherwise forced on the CPU (how CI tests that program).
+    """
+
+    name: str
+    devices: tuple
+    layout: str
+
+    @property
+    def on_accelerator(self) -> bool:
+        return self.devices[0].platform != "cpu"
+
+
+def accelerator_devices() -> list:
+    """The devices of the first non-CPU backend started, or none."""
+    import jax
+    import jax.extend
+
+    for platform in jax.extend.backend.backends():
+        if platform != "cpu":
+            return jax.devices(platform)
+    return []
+
+
+def make_target(name: str) -> Target:
+    """The :class:`Target` named ``"cpu"`` or ``"accelerator"`` (one device)."""
+    import jax
+
+    if name == "cpu":
+        return Target("cpu", tuple(jax.devices("cpu")[:1]), "cpu")
+    devices = accelerator_devices()[:1] or jax.devices("cpu")[:1]
+    return Target("accelerator", tuple(devices), "accelerator")
+
+
+@pytest.fixture(scope="session", params=["cpu", "accelerator"])
+def target(request) -> Target:
+    """Each backend's program where it runs: see :class:`Target`."""
+    return make_target(request.param)
+
+
+@pytest.fixture(scope="session")
+def accelerator_target() -> Target:
+    """The accelerator's program, on the accelerator or forced on the CPU."""
+    return make_target("accelerator")
 
 
 @pytest.fixture(scope="session")

@@ -70,24 +70,54 @@ def _backward_last(h, kernel, scores, alpha, d_context, d_alpha, store=True):
     return d_h, d_kernel, jnp.sum(d_pre, axis=0)[:, None]
 
 
-_forward = seeds_last.under_vmap(seeds_last.per_seed(_forward_last), _forward_last)
-_backward = seeds_last.under_vmap(
-    seeds_last.per_seed(functools.partial(_backward_last, store=False)), _backward_last
+# The passes under vmap: seed-last on a CPU (the two under_vmap functions), or vmap's own form
+# everywhere (the per-seed functions, which vmap batches as they are).
+_PER_SEED = (
+    seeds_last.per_seed(_forward_last),
+    seeds_last.per_seed(functools.partial(_backward_last, store=False)),
+)
+_SEEDS_LAST = (
+    seeds_last.under_vmap(_PER_SEED[0], _forward_last),
+    seeds_last.under_vmap(_PER_SEED[1], _backward_last),
 )
 
 
-@jax.custom_vjp
+def _passes(seeds_last_form: bool) -> tuple:
+    return _SEEDS_LAST if seeds_last_form else _PER_SEED
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _attention(h, kernel, bias, seeds_last_form):
+    context, alpha, _ = _passes(seeds_last_form)[0](h, kernel, bias)
+    return context, alpha
+
+
+def _attention_fwd(h, kernel, bias, seeds_last_form):
+    context, alpha, scores = _passes(seeds_last_form)[0](h, kernel, bias)
+    return (context, alpha), (h, kernel, scores, alpha)
+
+
+def _attention_bwd(seeds_last_form, residuals, cotangents):
+    return _passes(seeds_last_form)[1](*residuals, *cotangents)
+
+
+_attention.defvjp(_attention_fwd, _attention_bwd)
+
+
 def attention_pooling(
-    h: jax.Array, kernel: jax.Array, bias: jax.Array
+    h: jax.Array, kernel: jax.Array, bias: jax.Array, *, seeds_last_form: bool = True
 ) -> tuple[jax.Array, jax.Array]:
     """The notebook's attention over every state: the context and the weights α.
 
-    Differentiable in reverse mode (``jax.grad``, ``jax.vjp``) with respect to every argument.
+    Differentiable in reverse mode (``jax.grad``, ``jax.vjp``) with respect to every array.
 
     Args:
       h: ``<float32>[batch, time, H]``, the states.
       kernel: ``<float32>[H, 1]``, ``W_a``.
       bias: ``<float32>[time, 1]``, ``b``, one entry per time step.
+      seeds_last_form: under ``vmap`` on a CPU, run both passes with the seed axis last;
+        ``False``: ``vmap``'s own form on every platform (no conditional in the backward pass,
+        which on a GPU costs a round trip to the host).
 
     Returns:
       ``<float32>[batch, H]``, the context ``Σ_t α_t h_t``, and ``<float32>[batch, time]``, α.
@@ -96,17 +126,4 @@ def attention_pooling(
     >>> context.shape, alpha.shape, bool(jnp.allclose(alpha, 0.2))
     ((3, 2), (3, 5), True)
     """
-    context, alpha, _ = _forward(h, kernel, bias)
-    return context, alpha
-
-
-def _attention_fwd(h, kernel, bias):
-    context, alpha, scores = _forward(h, kernel, bias)
-    return (context, alpha), (h, kernel, scores, alpha)
-
-
-def _attention_bwd(residuals, cotangents):
-    return _backward(*residuals, *cotangents)
-
-
-attention_pooling.defvjp(_attention_fwd, _attention_bwd)
+    return _attention(h, kernel, bias, bool(seeds_last_form))

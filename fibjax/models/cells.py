@@ -182,7 +182,7 @@ def scan_cell(
     weights: tuple[jax.Array, ...],
     *,
     return_sequences: bool,
-    unroll: int,
+    unroll: int | bool,
 ) -> jax.Array:
     """Runs ``cell.step`` over every time step of ``x`` from the zero state, with ``lax.scan``.
 
@@ -191,7 +191,7 @@ def scan_cell(
       x: ``<float32>[batch, time, in]``.
       weights: the cell's ``(kernel, recurrent_kernel, bias)``.
       return_sequences: return every ``h``, not only the last.
-      unroll: time steps per iteration of the loop.
+      unroll: time steps per iteration of the loop (``True``: no loop).
 
     Returns:
       ``<float32>[batch, time, H]`` with ``return_sequences``, else ``<float32>[batch, H]``.
@@ -212,12 +212,16 @@ class RecurrentLayer(nn.Module):
     Attributes:
       features: hidden units.
       return_sequences: return the state after every step, not only the last (as in Keras).
-      unroll: time steps unrolled per iteration of the loop (a speed knob; 1 is a plain loop).
+      unroll: time steps unrolled per iteration of the loop (a speed knob; 1 is a plain loop,
+        ``True`` no loop).
+      seeds_last_form: under ``vmap`` on a CPU, run a written-out loop with the seed axis last
+        (:mod:`fibjax.models.seeds_last`); ``False``: ``vmap``'s own form everywhere.
     """
 
     features: int
     return_sequences: bool = False
-    unroll: int = 1
+    unroll: int | bool = 1
+    seeds_last_form: bool = True
 
     CELL: ClassVar[type[RecurrentCell]] = RecurrentCell
 
@@ -252,7 +256,13 @@ class SimpleRNN(RecurrentLayer):
     CELL: ClassVar[type[RecurrentCell]] = SimpleRNNCell
 
     def run(self, cell: RecurrentCell, x: jax.Array, weights: tuple[jax.Array, ...]) -> jax.Array:
-        return simple_rnn(x, *weights, return_sequences=self.return_sequences, unroll=self.unroll)
+        return simple_rnn(
+            x,
+            *weights,
+            return_sequences=self.return_sequences,
+            unroll=self.unroll,
+            seeds_last_form=self.seeds_last_form,
+        )
 
 
 class GatedLayer(RecurrentLayer):

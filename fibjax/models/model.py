@@ -35,7 +35,10 @@ class RecurrentModel(nn.Module):
       pooling: a name from :data:`fibjax.models.POOLINGS` (``"vanilla"``: the last state).
       cell: a name from :data:`fibjax.models.CELLS`.
       hidden: hidden units of the cell.
-      unroll: time steps unrolled per iteration of the recurrent loop (a speed knob).
+      unroll: time steps unrolled per iteration of the recurrent loops (a speed knob;
+        ``True``: every step written out, no loop).
+      seeds_last_form: under ``vmap`` on a CPU, the written-out passes run with the seed axis
+        last (faster there, the same bits); ``False``: ``vmap``'s own form on every platform.
 
     >>> model = RecurrentModel("additive", cell="gru", hidden=3)
     >>> params = model.init(jax.random.key(0), jnp.zeros((1, 6, 1)))["params"]
@@ -46,7 +49,8 @@ class RecurrentModel(nn.Module):
     pooling: str = "vanilla"
     cell: str = "simple"
     hidden: int = 2
-    unroll: int = 1
+    unroll: int | bool = 1
+    seeds_last_form: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -54,13 +58,26 @@ class RecurrentModel(nn.Module):
         pooling = pooling_entry(self.pooling)
         layer = cell_entry(self.cell).layer
         states = layer(
-            self.hidden, return_sequences=pooling.sequences, unroll=self.unroll, name="rnn"
+            self.hidden,
+            return_sequences=pooling.sequences,
+            unroll=self.unroll,
+            seeds_last_form=self.seeds_last_form,
+            name="rnn",
         )(x)
-        return Head(name="head")(pooling.module(name="pooling")(states))
+        pooled = pooling.module(seeds_last_form=self.seeds_last_form, name="pooling")(states)
+        return Head(name="head")(pooled)
 
 
-def make_model(name: str, hidden: int = 2, *, cell: str = "simple", unroll: int = 1) -> nn.Module:
-    """The module of a pooling name and a cell name.
+def make_model(
+    name: str,
+    hidden: int = 2,
+    *,
+    cell: str = "simple",
+    unroll: int | bool = 1,
+    seeds_last_form: bool = True,
+) -> nn.Module:
+    """The module of a pooling name and a cell name (``unroll`` and ``seeds_last_form`` as in
+    :class:`RecurrentModel`).
 
     >>> make_model("attention", hidden=3)
     RecurrentModel(
@@ -69,11 +86,14 @@ def make_model(name: str, hidden: int = 2, *, cell: str = "simple", unroll: int 
         cell = 'simple'
         hidden = 3
         unroll = 1
+        seeds_last_form = True
     )
     """
     pooling_entry(name)
     cell_entry(cell)
-    return RecurrentModel(pooling=name, cell=cell, hidden=hidden, unroll=unroll)
+    return RecurrentModel(
+        pooling=name, cell=cell, hidden=hidden, unroll=unroll, seeds_last_form=seeds_last_form
+    )
 
 
 def describe_model(model: str, cell: str = "simple", hidden: int = 2) -> str:

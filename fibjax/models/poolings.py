@@ -58,7 +58,18 @@ def _softmax_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]):
     return alpha, alpha * (ds - jnp.sum(alpha * ds, axis=-1, keepdims=True))
 
 
-class LastState(nn.Module):
+class Pooling(nn.Module):
+    """Base of the poolings.
+
+    Attributes:
+      seeds_last_form: under ``vmap`` on a CPU, run written-out passes with the seed axis last
+        (:mod:`fibjax.models.seeds_last`); ``False``: ``vmap``'s own form everywhere.
+    """
+
+    seeds_last_form: bool = True
+
+
+class LastState(Pooling):
     """The last state, as a Keras recurrent layer returns it without ``return_sequences``."""
 
     SEQUENCES: ClassVar[bool] = False  # takes the last state ``<float32>[batch, H]`` only
@@ -69,7 +80,7 @@ class LastState(nn.Module):
         return h
 
 
-class Attention(nn.Module):
+class Attention(Pooling):
     """Base of the attention forms: ``scores`` → α (sown) → context."""
 
     SEQUENCES: ClassVar[bool] = True  # takes every state ``<float32>[batch, time, H]``
@@ -109,7 +120,7 @@ class AttentionPooling(Attention):
         """``<float32>[batch, time, H]`` → ``<float32>[batch, H]``; α sown."""
         kernel = self.param("kernel", attention_normal, (h.shape[-1], 1))
         bias = self.param("bias", zeros, (h.shape[1], 1))
-        context, alpha = attention_pooling(h, kernel, bias)
+        context, alpha = attention_pooling(h, kernel, bias, seeds_last_form=self.seeds_last_form)
         self.sow("intermediates", "alpha", alpha)
         return context
 

@@ -85,8 +85,17 @@ def _states(x, kernel, recurrent_kernel, bias, keep, unroll):
     return jax.lax.scan(step, h0, jnp.swapaxes(x, 0, 1), unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
+def loop_unroll(unroll: int | bool) -> int | bool:
+    """``unroll`` for ``lax.scan``: ``True`` (every step written out, no loop) or an int >= 1.
+
+    >>> loop_unroll(True), loop_unroll(4.0)
+    (True, 4)
+    """
+    return True if unroll is True else int(unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll, seeds_last_form):
     # Without a gradient nothing is kept that is not returned: evaluating a model on all 826
     # windows under vmap over seeds, stored states were arrays of tens of MB and the
     # evaluation took longer than two training epochs.
@@ -94,19 +103,19 @@ def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
     return jnp.swapaxes(states, 0, 1) if return_sequences else last
 
 
-def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll):
-    if recurrent_kernel.shape[0] > SEEDS_LAST_UNITS:
-        states = _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
-    else:
+def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll, seeds_last_form):
+    if seeds_last_form and recurrent_kernel.shape[0] <= SEEDS_LAST_UNITS:
         states = _under_vmap(return_sequences, unroll)[0](x, kernel, recurrent_kernel, bias)
+    else:
+        states = _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
     output = jnp.swapaxes(states, 0, 1) if return_sequences else states[-1]
     return output, (x, kernel, recurrent_kernel, states)
 
 
-def _simple_rnn_bwd(return_sequences, unroll, residuals, cotangent):
-    if residuals[2].shape[0] > SEEDS_LAST_UNITS:
-        return _gradients(return_sequences, unroll, residuals, cotangent)
-    return _under_vmap(return_sequences, unroll)[1](*residuals, cotangent)
+def _simple_rnn_bwd(return_sequences, unroll, seeds_last_form, residuals, cotangent):
+    if seeds_last_form and residuals[2].shape[0] <= SEEDS_LAST_UNITS:
+        return _under_vmap(return_sequences, unroll)[1](*residuals, cotangent)
+    return _gradients(return_sequences, unroll, residuals, cotangent)
 
 
 def _backward_loop(times, recurrent_t, d_last, states, per_step, unroll):
@@ -230,7 +239,8 @@ def simple_rnn(
     bias: jax.Array,
     *,
     return_sequences: bool = False,
-    unroll: int = 1,
+    unroll: int | bool = 1,
+    seeds_last_form: bool = True,
 ) -> jax.Array:
     """Runs Keras's ``SimpleRNN`` over every time step from a zero state.
 
@@ -243,7 +253,10 @@ def simple_rnn(
       recurrent_kernel: ``<float32>[units, units]``, ``U``.
       bias: ``<float32>[units]``, ``b``.
       return_sequences: return every state, not only the last (as in Keras).
-      unroll: time steps per iteration of the loops (a speed knob).
+      unroll: time steps per iteration of the loops (a speed knob); ``True``: every step
+        written out, no loop (for accelerators, where a loop iteration costs kernel launches).
+      seeds_last_form: under ``vmap`` on a CPU, run both passes with the seed axis last (the
+        same bits, faster there); ``False``: ``vmap``'s own form on every platform.
 
     Returns:
       ``<float32>[batch, time, units]`` with ``return_sequences``, else ``<float32>[batch, units]``.
@@ -253,7 +266,15 @@ def simple_rnn(
     >>> simple_rnn(x, w, u, b).shape, simple_rnn(x, w, u, b, return_sequences=True).shape
     ((3, 2), (3, 5, 2))
     """
-    return _simple_rnn(x, kernel, recurrent_kernel, bias, bool(return_sequences), int(unroll))
+    return _simple_rnn(
+        x,
+        kernel,
+        recurrent_kernel,
+        bias,
+        bool(return_sequences),
+        loop_unroll(unroll),
+        bool(seeds_last_form),
+    )
 
 
 # Gated cells: the same treatment, kept for the GRU (for the LSTM it did not pay; see
@@ -387,7 +408,7 @@ def gated_rnn(
     bias: jax.Array,
     *,
     return_sequences: bool = False,
-    unroll: int = 1,
+    unroll: int | bool = 1,
 ) -> jax.Array:
     """Runs a gated Keras cell (the ``GRU``) over every time step from a zero state.
 
@@ -401,7 +422,7 @@ def gated_rnn(
       recurrent_kernel: ``<float32>[H, 3H]``.
       bias: ``<float32>[2, 3H]``, the input then the recurrent bias.
       return_sequences: return every ``h``, not only the last.
-      unroll: time steps per iteration of the loops (a speed knob).
+      unroll: time steps per iteration of the loops (a speed knob; ``True``: no loop).
 
     Returns:
       ``<float32>[batch, time, H]`` with ``return_sequences``, else ``<float32>[batch, H]``.
@@ -412,4 +433,5 @@ def gated_rnn(
     """
     if cell not in _GATED:
         raise ValueError(f"cell={cell!r} has no written-out backward pass; one of {tuple(_GATED)}")
-    return _gated_rnn(cell, x, kernel, recurrent_kernel, bias, bool(return_sequences), int(unroll))
+    sequences = bool(return_sequences)
+    return _gated_rnn(cell, x, kernel, recurrent_kernel, bias, sequences, loop_unroll(unroll))

@@ -19,7 +19,7 @@ class CellEntry:
 
     Attributes:
       layer: a :class:`fibjax.models.cells.RecurrentLayer` subclass, built as
-        ``layer(features, return_sequences=..., unroll=...)``.
+        ``layer(features, return_sequences=..., unroll=..., seeds_last_form=...)``.
       label: the Keras layer's name, as in ``"GRU(8)"``.
     """
 
@@ -43,8 +43,9 @@ class PoolingEntry:
     """A pooling of the states over time.
 
     Attributes:
-      module: a Flax module from the states to ``<float32>[batch, H]``; it takes every state
-        when its ``SEQUENCES`` is true, else only the last.
+      module: a :class:`fibjax.models.poolings.Pooling` from the states to
+        ``<float32>[batch, H]``; it takes every state when its ``SEQUENCES`` is true, else only
+        the last.
       label: how reports name it, as in ``"additive attention"``.
       has_attention: it sows attention weights α (:func:`fibjax.models.attention_weights`).
       window_bound: its parameters fit one window length only (a per-step weight).

@@ -36,6 +36,7 @@ from fibjax.models import (
     predict,
 )
 from fibjax.results import provenance, storage
+from fibjax.training import runtime
 from fibjax.training.config import TrainConfig, check_seeds
 from fibjax.training.seeds import compile_seeds
 
@@ -212,7 +213,8 @@ def train_arm(
     run = compile_seeds(train_config, data, seeds, program_cache=program_cache)
     compile_s = time.perf_counter() - start
     if progress is not None:
-        progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs)")
+        on = runtime.devices_in_words(run.devices)
+        progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs, on {on})")
     start = time.perf_counter()
     result = run()
     if on_training is not None:

@@ -26,6 +26,7 @@ from fibjax.cluster.distributed import Peers
 from fibjax.data import windows_from_config
 from fibjax.results import provenance, storage
 from fibjax.studies.sweep_grid import Arm, SweepConfig, config_from_dict, parse_shard, shard_arms
+from fibjax.training import runtime
 from fibjax.training.seeds import compile_seeds
 
 SWEEP_FILE = "sweep.json"
@@ -300,7 +301,9 @@ def run_sweep(
         run = _compile(config, group[0], progress, done, program_cache)
         for arm in group:
             if progress is not None:
-                progress.phase(f"training {arm.name} (arm {len(done.saved) + 1} of {len(todo)})")
+                on = runtime.devices_in_words(run.devices)
+                which = f"arm {len(done.saved) + 1} of {len(todo)}"
+                progress.phase(f"training {arm.name} ({which}, on {on})")
             trained = train_arm(config, arm, run, done)
             if peers.main:  # process 0 keeps the results
                 arms[arm.name] = trained

@@ -5,7 +5,8 @@
 - :mod:`fibjax.training.program`: the training of one seed (shuffle, epochs, mini-batches),
   XLA's compile options, ``fit``.
 - :mod:`fibjax.training.evaluation`: the mean squared errors after training.
-- :mod:`fibjax.training.layout`: seeds per device and per vmapped chunk.
+- :mod:`fibjax.training.layout`: the program for the backend (CPU or accelerator), seeds per
+  device and per vmapped chunk.
 - :mod:`fibjax.training.memory`: the memory a training needs, checked before it compiles.
 - :mod:`fibjax.training.seeds`: many seeds in one compiled call, sharded over devices.
 - :mod:`fibjax.training.optim`: the optimizers (Keras's Adam and Optax's).

@@ -1,14 +1,86 @@
-"""How many seeds each device trains, and in chunks of how many at once.
+"""The shape of a training program for its backend, and how the seeds are spread over devices.
 
-:func:`default_chunk` is the preferred chunk for a model on a platform; :func:`device_layout`
-pads the seeds so that every device trains as many and every chunk is at least
-:data:`MIN_CHUNK` seeds and a multiple of :data:`SEED_ALIGN`.
+:func:`program_layout` makes the one choice between the CPU's program and the accelerators'
+(:class:`ProgramLayout`), from the platform or forced by name. :func:`default_chunk` is the
+preferred chunk of seeds for a model in a layout; :func:`device_layout` pads the seeds so that
+every device trains as many and every chunk is at least :data:`MIN_CHUNK` seeds and a multiple
+of :data:`SEED_ALIGN`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from fibjax.models import cell_entry, pooling_entry
 from fibjax.training.config import TrainConfig
+
+# What a user may ask for: the platform's own choice, or one of the two programs by name.
+LAYOUTS = ("auto", "cpu", "accelerator")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramLayout:
+    """How the training program is written for a backend.
+
+    A CPU runs a loop iteration for the cost of a jump, and vectorises only along an array's
+    innermost axis. A GPU or TPU pays kernel launches for every iteration of a loop (and a round
+    trip to the host for a conditional), and runs any layout of the seeds wide. So the CPU's
+    program keeps the time loops as loops and runs the written-out passes with the seed axis last
+    (:mod:`fibjax.models.seeds_last`), in cache-sized chunks of seeds; the accelerators' writes
+    every time step out (no loop inside a training step), uses ``vmap``'s own layout, sorts with
+    ``jax.lax.sort`` and trains all of a device's seeds at once.
+
+    Attributes:
+      name: ``"cpu"`` or ``"accelerator"``.
+      seeds_last: the written-out passes and the shuffle's sort run seed-last under ``vmap``.
+      unroll_time: every time step written out (``lax.scan(..., unroll=True)``), not a loop.
+      steps_per_iteration: training steps per iteration of the step loop (``lax.scan``'s
+        ``unroll`` over the mini-batches).
+      chunked: a device trains its seeds in chunks (:func:`default_chunk`), not all at once.
+    """
+
+    name: str
+    seeds_last: bool
+    unroll_time: bool
+    steps_per_iteration: int = 1
+    chunked: bool = True
+
+    def time_unroll(self, config: TrainConfig) -> int | bool:
+        """The recurrent loops' ``unroll``: ``True`` (no loop) or the config's."""
+        return True if self.unroll_time else config.unroll
+
+
+CPU_LAYOUT = ProgramLayout("cpu", seeds_last=True, unroll_time=False)
+# One step per iteration of the step loop until measured otherwise on a GPU
+# (benchmarks/accelerator.py measures 1, 2 and 4; benchmarks/NOTES.md).
+ACCELERATOR_LAYOUT = ProgramLayout("accelerator", seeds_last=False, unroll_time=True, chunked=False)
+
+
+def program_layout(layout: str | ProgramLayout, platform: str) -> ProgramLayout:
+    """The program's layout: ``layout`` by name, or for ``"auto"`` the one of ``platform``.
+
+    Args:
+      layout: ``"auto"``, ``"cpu"``, ``"accelerator"`` or a :class:`ProgramLayout`.
+      platform: the devices' platform (``"cpu"``, ``"gpu"``, ``"cuda"``, ``"tpu"``, ...).
+
+    Returns:
+      :data:`CPU_LAYOUT` for a CPU, :data:`ACCELERATOR_LAYOUT` for any other platform, or the
+      layout named.
+
+    Raises:
+      ValueError: ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> program_layout("auto", "cuda").name, program_layout("accelerator", "cpu").unroll_time
+    ('accelerator', True)
+    """
+    if isinstance(layout, ProgramLayout):
+        return layout
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is unknown; choose one of {LAYOUTS}")
+    if layout == "auto":
+        layout = "cpu" if platform == "cpu" else "accelerator"
+    return CPU_LAYOUT if layout == "cpu" else ACCELERATOR_LAYOUT
+
 
 # On a CPU, seeds train fastest in chunks of one to two hundred: measured on 2 cores
 # (benchmarks/NOTES.md), 256 vanilla or 128 attention seeds at window 20 and hidden 2 per chunk.
@@ -17,9 +89,9 @@ from fibjax.training.config import TrainConfig
 CPU_CHUNK_BUDGET = 10240
 
 
-def default_chunk(config: TrainConfig, window: int, platform: str) -> int | None:
-    """Seeds per vmapped chunk on one device: ``None`` (all at once) except on a CPU."""
-    if platform != "cpu":
+def default_chunk(config: TrainConfig, window: int, layout: ProgramLayout) -> int | None:
+    """Seeds per vmapped chunk on one device: ``None`` (all at once) unless ``layout.chunked``."""
+    if not layout.chunked:
         return None
     cost = pooling_entry(config.model).cost * cell_entry(config.cell).gates
     per_seed = window * config.hidden * cost

@@ -13,7 +13,7 @@ from fibjax.data import FibonacciData
 from fibjax.models import make_model
 from fibjax.training.config import TrainConfig
 from fibjax.training.evaluation import eval_block
-from fibjax.training.layout import default_chunk
+from fibjax.training.layout import ProgramLayout, default_chunk, program_layout
 
 
 def param_count(config: TrainConfig, data: FibonacciData) -> int:
@@ -76,9 +76,15 @@ def check_memory(
     devices: Sequence[jax.Device],
     *,
     n_params: int | None = None,
+    layout: ProgramLayout | None = None,
 ) -> None:
-    """Raises ``ValueError`` when :func:`memory_estimate` is above what the devices have."""
-    chunk = default_chunk(config, data.train_x.shape[1], devices[0].platform)
+    """Raises ``ValueError`` when :func:`memory_estimate` is above what the devices have.
+
+    ``layout``: the program's (:func:`fibjax.training.layout.program_layout`); by default the
+    devices' platform's. It says how many seeds train at once.
+    """
+    layout = layout or program_layout("auto", devices[0].platform)
+    chunk = default_chunk(config, data.train_x.shape[1], layout)
     parallel = None if chunk is None else chunk * len(devices)
     need = memory_estimate(config, data, n_seeds, parallel, n_params=n_params)
     have = memory_available(devices[0])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import optax
 
@@ -23,11 +24,12 @@ from fibjax.data import FibonacciData
 from fibjax.models import make_model
 from fibjax.training.config import FitResult, TrainConfig, Windows
 from fibjax.training.evaluation import train_test_mse
+from fibjax.training.layout import ProgramLayout, program_layout
 from fibjax.training.optim import make_optimizer
 from fibjax.training.sorting import sort_numbers
 
 
-def shuffled_order(key: jax.Array, n: int) -> jax.Array:
+def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array:
     """A uniformly random permutation of ``range(n)``, as ``jax.random.permutation`` draws it.
 
     ``jax.random.permutation`` sorts random keys paired with the indices. Here each index is
@@ -41,6 +43,8 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     Args:
       key: a ``jax.random.key``.
       n: the length, at most ``2**24`` (room for 8 random bits).
+      network: under ``vmap`` on a CPU, sort by the bitonic network; ``False``: by
+        ``jax.lax.sort`` everywhere. The same permutation either way.
 
     Returns:
       ``<int32>[n]``, each of ``0 .. n-1`` once.
@@ -59,8 +63,15 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     order = index
     for round_key in jax.random.split(key, rounds):
         noise = jax.random.bits(round_key, (n,), jnp.uint32) & ~low
-        order = order[sort_numbers(noise | index) & low]
+        packed = noise | index
+        order = order[(sort_numbers(packed) if network else jax.lax.sort(packed)) & low]
     return order.astype(jnp.int32)
+
+
+def default_platform() -> str:
+    """The platform of the device that ``jax.jit`` runs on by default (``jax.default_device``
+    when set, else the default backend's first device)."""
+    return jax.extend.backend.get_default_device().platform
 
 
 def _mse(model, params, x, y):
@@ -78,7 +89,9 @@ def _first_failure(finite: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(failed), jnp.argmax(failed) + 1, 0).astype(jnp.int32)
 
 
-def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
+def make_train_on(
+    config: TrainConfig, layout: str | ProgramLayout = "auto"
+) -> Callable[..., FitResult]:
     """Builds ``train(key, windows, learning_rate, params=None) -> FitResult``.
 
     The same training as :func:`make_train`, with the windows (:class:`Windows`) and the
@@ -87,6 +100,8 @@ def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
 
     Args:
       config: the training protocol.
+      layout: the program's shape (:func:`fibjax.training.layout.program_layout`; ``"auto"``:
+        the default device's platform's).
 
     Returns:
       A pure function of a key, windows, a ``<float32>[]`` learning rate and optional starting
@@ -99,7 +114,14 @@ def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
     >>> result.epoch_losses.shape
     (2,)
     """
-    model = make_model(config.model, config.hidden, cell=config.cell, unroll=config.unroll)
+    layout = program_layout(layout, default_platform())
+    model = make_model(
+        config.model,
+        config.hidden,
+        cell=config.cell,
+        unroll=layout.time_unroll(config),
+        seeds_last_form=layout.seeds_last,
+    )
 
     def train(
         key: jax.Array, windows: Windows, learning_rate: Any, params: Any = None
@@ -109,7 +131,7 @@ def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
         if params is None:
             params = model.init(init_key, windows.train_x[:1])["params"]
         params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-        run_epoch = _epoch_runner(config, model, optimizer, windows, order_key)
+        run_epoch = _epoch_runner(config, layout, model, optimizer, windows, order_key)
         carry = (params, optimizer.init(params))
         epochs = jnp.arange(config.epochs)
         (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, epochs)
@@ -126,7 +148,7 @@ def make_train_on(config: TrainConfig) -> Callable[..., FitResult]:
     return train
 
 
-def _epoch_runner(config, model, optimizer, windows: Windows, order_key) -> Callable:
+def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_key) -> Callable:
     """``run_epoch(carry, epoch) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``."""
     n_train, batch = windows.train_x.shape[0], config.batch_size
     n_full, remainder = divmod(n_train, batch)
@@ -142,12 +164,13 @@ def _epoch_runner(config, model, optimizer, windows: Windows, order_key) -> Call
     def epoch_order(epoch):
         if not config.shuffle:
             return jnp.arange(n_train)
-        return shuffled_order(jax.random.fold_in(order_key, epoch), n_train)
+        epoch_key = jax.random.fold_in(order_key, epoch)
+        return shuffled_order(epoch_key, n_train, network=layout.seeds_last)
 
     def run_epoch(carry, epoch):
         order = epoch_order(epoch)
         batches = order[: n_full * batch].reshape(n_full, batch)
-        carry, losses = jax.lax.scan(update, carry, batches)
+        carry, losses = jax.lax.scan(update, carry, batches, unroll=layout.steps_per_iteration)
         total = jnp.sum(losses) * batch
         if remainder:
             carry, last = update(carry, order[n_full * batch :])
@@ -165,6 +188,7 @@ def _epoch_runner(config, model, optimizer, windows: Windows, order_key) -> Call
 def make_train(
     config: TrainConfig,
     data: FibonacciData,
+    layout: str | ProgramLayout = "auto",
 ) -> Callable[..., FitResult]:
     """Builds ``train(key, params=None) -> FitResult``, the whole training of one seed.
 
@@ -175,6 +199,7 @@ def make_train(
     Args:
       config: the training protocol.
       data: the windows; cast to float32 here.
+      layout: the program's shape, as in :func:`make_train_on`.
 
     Returns:
       A pure function of a key (and optional parameters), to be jitted or vmapped.
@@ -185,7 +210,7 @@ def make_train(
     >>> result.epoch_losses.shape
     (2,)
     """
-    train_on = make_train_on(config)
+    train_on = make_train_on(config, layout)
     windows = Windows.of(data)
 
     def train(key: jax.Array, params: Any = None) -> FitResult:
@@ -239,6 +264,7 @@ def fit(
     *,
     key: jax.Array,
     params: Any = None,
+    layout: str = "auto",
 ) -> FitResult:
     """Trains one model under one key, as one jitted call.
 
@@ -248,6 +274,8 @@ def fit(
       key: a ``jax.random.key``; see :func:`make_train` for how it is used.
       params: optional starting weights (for example from
         :func:`fibjax.models.keras_compat.from_keras_weights`); otherwise initialised from ``key``.
+      layout: ``"auto"`` (the default backend's program), ``"cpu"`` or ``"accelerator"``
+        (:func:`fibjax.training.layout.program_layout`).
 
     Returns:
       The :class:`FitResult` of the run.
@@ -258,5 +286,5 @@ def fit(
     >>> result.test_mse.shape
     ()
     """
-    lowered = jax.jit(make_train(config, data)).lower(key, params)
-    return compile_program(lowered, jax.default_backend())(key, params)
+    lowered = jax.jit(make_train(config, data, layout)).lower(key, params)
+    return compile_program(lowered, default_platform())(key, params)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,18 @@ def check_environment() -> None:
         raise ValueError(
             f"JAX cannot start its backend (JAX_PLATFORMS={platforms!r}): {first}"
         ) from None
+
+
+def devices_in_words(devices: Sequence[jax.Device] | None = None) -> str:
+    """The devices a program runs on, for progress lines: ``"2 CPU devices"``, ``"1 NVIDIA H200"``.
+
+    >>> devices_in_words(jax.devices("cpu")[:1])
+    '1 CPU device'
+    """
+    devices = list(devices if devices is not None else jax.devices())
+    if devices[0].platform == "cpu":
+        return f"{len(devices)} CPU device{'s' if len(devices) != 1 else ''}"
+    return f"{len(devices)} {devices[0].device_kind}"
 
 
 def device_description() -> dict[str, object]:

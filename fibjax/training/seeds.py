@@ -23,8 +23,9 @@ from jax.sharding import PartitionSpec as P
 from fibjax.data import FibonacciData
 from fibjax.training import program_cache as program_cache_lib
 from fibjax.training import progress as progress_lib
+from fibjax.training import runtime as runtime_lib
 from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
-from fibjax.training.layout import default_chunk, device_layout
+from fibjax.training.layout import ProgramLayout, default_chunk, device_layout, program_layout
 from fibjax.training.memory import check_memory
 from fibjax.training.program import compile_program, make_train_on
 
@@ -59,6 +60,11 @@ class CompiledSeeds:
     windows: Windows
     n_seeds: int
     n_rates: int | None = None
+
+    @property
+    def devices(self) -> tuple[jax.Device, ...]:
+        """The devices the seeds are sharded over."""
+        return tuple(self.seeds.sharding.mesh.devices.flat)
 
     def __call__(self, data: FibonacciData | None = None) -> FitResult:
         """Trains every seed, on the windows compiled for or on ``data`` of the same shapes.
@@ -128,6 +134,7 @@ def compile_seeds(
     devices: Sequence[jax.Device] | None = None,
     chunk: int | None = None,
     program_cache: Path | None = None,
+    layout: str | ProgramLayout = "auto",
 ) -> CompiledSeeds:
     """Compiles the training of every seed as one call; returns what runs it.
 
@@ -151,10 +158,14 @@ def compile_seeds(
       devices: the devices to shard over.
       chunk: seeds vmapped at once on a device (``jax.lax.map``'s ``batch_size``); a device's
         seeds go in chunks one after another (default:
-        :func:`fibjax.training.layout.default_chunk`; ``None`` on other platforms: all at
+        :func:`fibjax.training.layout.default_chunk`; in the accelerator layout all at
         once), never fewer than :data:`fibjax.training.layout.MIN_CHUNK`.
       program_cache: a folder where the traced program is kept between runs
         (:mod:`fibjax.training.program_cache`), or ``None`` to trace it in every new process.
+      layout: the program's shape: ``"auto"`` (the devices' platform's), ``"cpu"`` (time loops,
+        seeds last, chunks) or ``"accelerator"`` (every time step written out, ``vmap``'s
+        layout, all seeds at once); see :func:`fibjax.training.layout.program_layout`. Forced
+        on a CPU, the accelerator program is how CI tests the program a GPU runs.
 
     Within a process, the compiled program is kept in :data:`fibjax.training.program_cache.COMPILED`
     (the last few, by configuration, data shapes, run count, chunk and devices): a second call
@@ -174,8 +185,9 @@ def compile_seeds(
     rates = _check_rates(config, learning_rates)
     devices = list(devices if devices is not None else jax.devices())
     platform = devices[0].platform
+    layout = program_layout(layout, platform)
     if chunk is None:
-        chunk = default_chunk(config, data.train_x.shape[1], platform)
+        chunk = default_chunk(config, data.train_x.shape[1], layout)
     per_device, chunk = device_layout(len(seeds), len(devices), chunk)
     padded = seeds + (seeds[-1],) * (per_device * len(devices) - len(seeds))
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
@@ -185,7 +197,7 @@ def compile_seeds(
     windows = _global(Windows.of(data), replicated)
 
     def trace() -> Callable[..., FitResult]:
-        return _seeds_program(make_train_on(config), mesh, chunk)
+        return _seeds_program(make_train_on(config, layout), mesh, chunk)
 
     parts = {
         # The learning rates and the windows' values are arguments: not part of the key.
@@ -194,6 +206,7 @@ def compile_seeds(
         "rates": len(rates),
         "padded_seeds": len(padded),
         "chunk": chunk,
+        "layout": dataclasses.asdict(layout),
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
@@ -208,7 +221,9 @@ def compile_seeds(
         # Checked once the program is traced, from its parameters' shapes: before XLA's
         # compilation, the long part, without tracing the model once more to count them.
         n_params = sum(math.prod(p.shape[2:]) for p in jax.tree.leaves(lowered.out_info.params))
-        check_memory(config, data, len(seeds) * len(rates), devices, n_params=n_params)
+        check_memory(
+            config, data, len(seeds) * len(rates), devices, n_params=n_params, layout=layout
+        )
         compiled = compile_program(lowered, platform)
         program_cache_lib.COMPILED.put(memo_key, compiled)
     return CompiledSeeds(
@@ -239,6 +254,7 @@ def fit_seeds(
     devices: Sequence[jax.Device] | None = None,
     program_cache: Path | bool = True,
     progress: bool | None = None,
+    layout: str = "auto",
 ) -> FitResult:
     """Trains one model under every seed in one compiled, vmapped and sharded call.
 
@@ -257,6 +273,7 @@ def fit_seeds(
         up, if it was called; ``False``: none; or a folder.
       progress: show the phases (compiling, training) and their time, on a widget in Jupyter
         or a line on stderr (``tqdm.auto``); ``None``: only inside a Jupyter kernel.
+      layout: ``"auto"``, ``"cpu"`` or ``"accelerator"``, as in :func:`compile_seeds`.
 
     Returns:
       A :class:`FitResult` whose fields have a leading ``[n_seeds]`` axis.
@@ -266,14 +283,13 @@ def fit_seeds(
     >>> result.epoch_losses.shape, result.test_mse.shape
     ((2, 2), (2,))
     """
-    if program_cache is True:
-        from fibjax.training import runtime
-
-        folder = runtime.programs_dir()
-    else:
-        folder = program_cache or None
+    folder = runtime_lib.programs_dir() if program_cache is True else program_cache or None
     with progress_lib.Phases(show=progress) as phases:
         phases.phase(f"{config.model}: compiling for {len(seeds)} seeds")
-        run = compile_seeds(config, data, seeds, devices=devices, program_cache=folder)
-        phases.phase(f"{config.model}: training {len(seeds)} seeds, {config.epochs} epochs")
+        run = compile_seeds(
+            config, data, seeds, devices=devices, program_cache=folder, layout=layout
+        )
+        on = runtime_lib.devices_in_words(run.devices)
+        what = f"{len(seeds)} seeds, {config.epochs} epochs"
+        phases.phase(f"{config.model}: training {what}, on {on}")
         return jax.block_until_ready(run())

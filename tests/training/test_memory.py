@@ -22,14 +22,14 @@ def test_compile_seeds_checks_memory_with_the_models_parameter_count(model, monk
     config = TrainConfig(model, epochs=1, hidden=3)  # a program no other test compiles
     asked = []
 
-    def check(config, data, n_seeds, devices, *, n_params=None):
-        asked.append((n_seeds, n_params))
+    def check(config, data, n_seeds, devices, *, n_params=None, layout=None):
+        asked.append((n_seeds, n_params, layout.name))
         raise _Checked  # before XLA compiles anything
 
     monkeypatch.setattr(seeds_lib, "check_memory", check)
     with pytest.raises(_Checked):
         compile_seeds(config, SMALL, [0, 1, 2], learning_rates=[1e-3, 1e-2])
-    assert asked == [(6, param_count(config, SMALL))]
+    assert asked == [(6, param_count(config, SMALL), "cpu")]
 
 
 def test_compile_seeds_refuses_what_memory_cannot_hold(monkeypatch):
