@@ -193,7 +193,6 @@ _SAVED_OPTIONS = {
     "batch_size": ("batch_size",),
     "learning_rate": ("learning_rate",),
     "optimizer": ("optimizer",),
-    "alpha": ("alpha",),
     "aa": ("aa",),
     "aa_model": ("aa_model",),
     "cell": ("cell",),
@@ -206,8 +205,9 @@ _SAVED_OPTIONS = {
 
 
 def _check_resume(args: argparse.Namespace):
-    """Every check of ``--resume DIR`` that can be made before training; returns its config."""
-    from fibjax.results import storage
+    """Every check of ``--resume DIR`` that can be made before training; returns its config
+    (with the ``--alpha`` given, if one was)."""
+    from fibjax.results import provenance, storage
     from fibjax.studies import compare
 
     out_dir = args.resume
@@ -236,9 +236,13 @@ def _check_resume(args: argparse.Namespace):
         ) from None
     try:
         compare.open_for_resume(out_dir, args.allow_version_change)
-    except storage.ResultFileError as error:
+        # Another --alpha is taken: it changes the report, not what is trained.
+        alpha = args.alpha if "alpha" in given else None
+        return provenance.set_analysis(
+            out_dir, compare.RUN_FILE, compare.load_run, compare.config_from_dict, alpha=alpha
+        )
+    except (ValueError, storage.ResultFileError) as error:
         raise UsageError(f"--resume: {error}") from None
-    return config
 
 
 def _check_resume_options(args, given: set[str], config, run_file: Path) -> None:

@@ -15,8 +15,20 @@ from fibjax.cli.sweep import decision_table
 
 def add_parsers(commands) -> None:
     """Adds ``fibjax report`` and ``fibjax plot`` to the sub-commands."""
-    report = commands.add_parser("report", help="rebuild a finished comparison's or sweep's report")
+    report = commands.add_parser(
+        "report",
+        help="rebuild a finished comparison's or sweep's report, or analyse it again",
+        description=(
+            "Rebuilds the report of a finished comparison or sweep from its saved arms. With"
+            " --alpha (and, for a sweep, --rows and --cols) it analyses and draws them again with"
+            " those settings, without training, and records them in the folder's run.json or"
+            " sweep.json."
+        ),
+    )
     report.add_argument("dir", type=Path, help="the comparison's or sweep's output folder")
+    report.add_argument("--alpha", type=float, help="another level of the primary tests")
+    report.add_argument("--rows", help="a sweep's heat map rows: another axis")
+    report.add_argument("--cols", help="a sweep's heat map columns: another axis")
     report.set_defaults(handler=_run_report)
 
     plot = commands.add_parser("plot", help="redraw a finished comparison's or sweep's figures")
@@ -45,9 +57,34 @@ def _is_sweep(folder: Path) -> bool:
     return (Path(folder) / "sweep.json").exists()  # fibjax.studies.sweep.SWEEP_FILE, without JAX
 
 
+def _set_analysis(folder: Path, args: argparse.Namespace) -> None:
+    """Records the analysis settings given (``--alpha``, ``--rows``, ``--cols``) in the run's
+    record; refuses, in one line, a setting the run does not have or a value it cannot take."""
+    from fibjax.results import provenance
+
+    fields = {name: getattr(args, name, None) for name in ("alpha", "rows", "cols")}
+    if all(value is None for value in fields.values()):
+        return
+    if _is_sweep(folder):
+        from fibjax.studies import sweep, sweep_grid
+
+        where = (sweep.SWEEP_FILE, sweep.load_sweep, sweep_grid.config_from_dict)
+    else:
+        from fibjax.studies import compare
+
+        if fields["rows"] is not None or fields["cols"] is not None:
+            raise UsageError(f"{folder}: --rows and --cols are a sweep's; this is a comparison")
+        where = (compare.RUN_FILE, compare.load_run, compare.config_from_dict)
+    try:
+        provenance.set_analysis(folder, *where, **fields)
+    except ValueError as error:
+        raise UsageError(f"{folder}: {error}") from None
+
+
 def _run_report(args: argparse.Namespace) -> int:
     from fibjax.reports import compare_report as report
 
+    _from_saved_run(args.dir, lambda folder: _set_analysis(folder, args))
     if _is_sweep(args.dir):
         from fibjax.reports import sweep_report
 

@@ -232,7 +232,7 @@ def _check_fits(config, n_seeds: int | None = None) -> None:
 
 def _check_resume(args: argparse.Namespace):
     """Every check of ``--resume DIR`` before training; returns its config and shard."""
-    from fibjax.results import storage
+    from fibjax.results import provenance, storage
     from fibjax.studies import sweep, sweep_grid
 
     out_dir = args.resume
@@ -265,6 +265,12 @@ def _check_resume(args: argparse.Namespace):
     try:
         storage.check_writable(out_dir)
         sweep.open_for_resume(out_dir, args.allow_version_change)
+        # Other analysis settings (--alpha, --rows, --cols) are taken: they change the report,
+        # not what is trained.
+        changes = {k: getattr(asked, k) for k in asked.ANALYSIS}
+        config = provenance.set_analysis(
+            out_dir, sweep.SWEEP_FILE, sweep.load_sweep, sweep_grid.config_from_dict, **changes
+        )
     except storage.ResultFileError as error:
         raise UsageError(f"--resume: {error}") from None
     except OSError as error:
@@ -279,7 +285,7 @@ def _first_difference(saved, asked, saved_shard, asked_shard) -> str | None:
     if asked_shard != saved_shard:
         return f"--shard {'/'.join(map(str, asked_shard or ())) or 'none'}"
     for name, value in asked.to_dict().items():
-        if value != saved.to_dict()[name]:
+        if name not in asked.ANALYSIS and value != saved.to_dict()[name]:
             dest = {v[0]: k for k, v in _LISTS.items()}.get(name, name)
             if name == "seeds":
                 return f"--seeds ({count(len(value), 'seed')} given)"

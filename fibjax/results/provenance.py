@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fibjax.results import storage
 from fibjax.results.storage import ResultFileError
 
 FORMAT = "fibjax-provenance/1"
@@ -219,6 +220,8 @@ def check_saved(
     codes: Sequence[Mapping[str, Any]],
     record_file: str,
     path: str,
+    *,
+    analysis: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Checks a saved result's provenance against its run's record; returns the provenance.
 
@@ -228,13 +231,21 @@ def check_saved(
       codes: the code records the run allows (the first, then each allowed change).
       record_file: the run's record file, for the messages.
       path: the result's file, for the messages.
+      analysis: by section of the configuration (``run``, ``sweep``), the analysis fields that
+        results saved by earlier versions carry there and are not compared: they do not change
+        the trained numbers.
 
     Raises:
       ProvenanceError: another configuration (names the first field that differs), or code the
         run did not allow.
     """
     found = from_array(array, path)
-    check_same(expected, found["config"], record_file, path)
+    config = found["config"]
+    for section, names in (analysis or {}).items():
+        if isinstance(config, dict) and isinstance(config.get(section), dict):
+            kept = {k: v for k, v in config[section].items() if k not in names}
+            config = {**config, section: kept}
+    check_same(expected, config, record_file, path)
     if found["code"] not in codes:
         field, want, got = first_difference(codes[0], found["code"])
         raise ProvenanceError(
@@ -243,3 +254,36 @@ def check_saved(
             " --allow-version-change"
         )
     return found
+
+
+def run_fields(config: Any) -> dict[str, Any]:
+    """A comparison's or sweep's configuration less its seeds and its analysis fields (the
+    config's ``ANALYSIS``): what an arm's provenance holds of the whole run."""
+    skipped = {"seeds", *config.ANALYSIS}
+    return {k: v for k, v in config.to_dict().items() if k not in skipped}
+
+
+def set_analysis(out_dir: Path, record_file: str, load, from_dict, **fields: Any):
+    """Rewrites a finished run's record with other analysis fields; returns the new config.
+
+    Args:
+      out_dir: the run's folder.
+      record_file: its record's name (``run.json``, ``sweep.json``).
+      load: ``load(out_dir) -> (config, record)``.
+      from_dict: rebuilds (and validates) a config from a record's ``config``.
+      **fields: analysis fields (the config's ``ANALYSIS``) and their new values; ``None``:
+        unchanged.
+
+    Raises:
+      ValueError: a field that is not an analysis field, or a value the config refuses.
+    """
+    config, record = load(out_dir)
+    changes = {k: v for k, v in fields.items() if v is not None}
+    unknown = sorted(set(changes) - set(config.ANALYSIS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not an analysis setting of this run")
+    if not changes:
+        return config
+    new = from_dict({**config.to_dict(), **changes})
+    storage.write_json(Path(out_dir) / record_file, {**record, "config": new.to_dict()})
+    return new

@@ -17,7 +17,7 @@ import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
@@ -76,6 +76,10 @@ class CompareConfig:
     aa: bool = False
     aa_model: str = BASELINE
     stats_seed: int = 0
+
+    # Fields that change the analysis, not the trained numbers: left out of the arms' provenance,
+    # so a finished comparison is analysed again without training (``fibjax report --alpha``).
+    ANALYSIS: ClassVar[tuple[str, ...]] = ("alpha", "stats_seed")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", check_seeds(self.seeds))
@@ -331,7 +335,7 @@ def expected_config(config: CompareConfig, model: str, seeds: tuple[int, ...]) -
     configuration (``run``, less the seeds): an arm belongs to one comparison only.
     """
     record = provenance.config_record(config.train_config(model), config.data, seeds)
-    record["run"] = {k: v for k, v in config.to_dict().items() if k != "seeds"}
+    record["run"] = provenance.run_fields(config)
     return record
 
 
@@ -363,6 +367,7 @@ def load_arm(
         run_codes(record),
         str(run_file),
         str(path),
+        analysis={"run": config.ANALYSIS},
     )
     if tuple(arrays["seeds"].tolist()) != tuple(seeds) or str(arrays.get("model")) != model:
         raise storage.ResultFileError(f"{path}: its seeds or model differ from {RUN_FILE}")

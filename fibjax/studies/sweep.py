@@ -129,14 +129,15 @@ def is_sweep(folder: Path) -> bool:
 
 def expected_config(config: SweepConfig, arm: Arm) -> dict[str, Any]:
     """The provenance ``config`` part that ``arm`` of ``config`` must carry: its own training,
-    data, seeds and learning rates, and the whole sweep's configuration (less the seeds)."""
+    data, seeds and learning rates, and the whole sweep's configuration (less the seeds and the
+    analysis fields, ``SweepConfig.ANALYSIS``)."""
     train = config.train_config(arm.cell, arm.model, arm.hidden)
     record = provenance.config_record(
         train, config.data_config(arm.window, arm.scaling), config.seeds
     )
     record["train"]["learning_rate"] = None  # an axis of the arm: learning_rates below
     record["learning_rates"] = list(config.learning_rates)
-    record["sweep"] = {k: v for k, v in config.to_dict().items() if k != "seeds"}
+    record["sweep"] = provenance.run_fields(config)
     return record
 
 
@@ -159,6 +160,7 @@ def load_arm(
         run_codes(record),
         str(sweep_file),
         str(path),
+        analysis={"sweep": config.ANALYSIS},
     )
     shape = (len(config.learning_rates), len(config.seeds))
     if tuple(arrays["seeds"].tolist()) != config.seeds:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -76,6 +76,10 @@ class SweepConfig:
     stats_seed: int = 0
     rows: str = "model"
     cols: str = "window"
+
+    # Fields that change the analysis and the figures, not the trained numbers: left out of the
+    # arms' provenance, so a finished sweep is analysed and drawn again without training.
+    ANALYSIS: ClassVar[tuple[str, ...]] = ("alpha", "stats_seed", "rows", "cols")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", check_seeds(self.seeds))

@@ -79,7 +79,9 @@ def load_all(out_dir: Path) -> tuple[SweepConfig, dict[str, Any], dict[str, dict
 
 def merge(out_dir: Path, shard_dirs: Sequence[Path], environment: dict[str, Any]) -> None:
     """Checks that ``shard_dirs`` hold shards of one sweep and writes the whole sweep to
-    ``out_dir`` (a new or empty folder); the report is then built from it.
+    ``out_dir`` (a new or empty folder); the report is then built from it. Shards that differ
+    only in their analysis settings (``SweepConfig.ANALYSIS``) are one sweep: the merged
+    folder takes the first folder's.
 
     Raises:
       fibjax.results.provenance.ProvenanceError: the folders belong to different sweeps (grid,
@@ -148,7 +150,9 @@ def _write_merged(staging: Path, config, record, environment, loaded) -> None:
 
 
 def _check_same_sweep(first_dir, config, record, folder, other, other_record) -> None:
-    difference = provenance.first_difference(config.to_dict(), other.to_dict())
+    # Shards that differ only in how they are analysed (alpha, the heat map's axes) are one
+    # sweep; the merged folder takes the first folder's analysis settings.
+    difference = provenance.first_difference(_trained(config), _trained(other))
     if difference is not None:
         field, want, got = difference
         raise provenance.ProvenanceError(
@@ -165,6 +169,11 @@ def _check_same_sweep(first_dir, config, record, folder, other, other_record) ->
             f"{folder}: trained under other code than {first_dir} (code.{field} is {got!r}, not"
             f" {want!r}); merge only shards trained under the same code"
         )
+
+
+def _trained(config: SweepConfig) -> dict[str, Any]:
+    """What changes a sweep's trained numbers: its configuration less its analysis fields."""
+    return {**provenance.run_fields(config), "seeds": list(config.seeds)}
 
 
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:

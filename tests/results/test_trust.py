@@ -120,8 +120,6 @@ def edit_run_json(out, path, value):
         ("batch_size", 2),
         ("learning_rate", 0.01),
         ("optimizer", "adam"),
-        ("alpha", 0.01),
-        ("stats_seed", 1),
         ("aa_model", "attention"),
         ("aa", True),
         ("cell", "gru"),
@@ -141,6 +139,33 @@ def test_resume_refuses_a_run_json_edited_after_an_arm_was_saved(partial, capsys
     assert status == 2 and "arm_attention.npz" in line, line
     assert field.split(".")[-1] in line or field == "aa", line
     assert not (partial / "arm_vanilla.npz").exists()  # refused before any training
+
+
+def test_analysis_settings_edited_after_an_arm_was_saved_are_taken(partial, capsys):
+    # alpha and stats_seed change the analysis, not the arms: the saved arm still belongs.
+    edit_run_json(partial, "alpha", 0.01)
+    status, err = fibjax(capsys, "compare", "--resume", partial)
+    assert status == 0, err
+    assert json.loads((partial / "summary.json").read_text())["config"]["alpha"] == 0.01
+
+
+def test_a_finished_comparison_is_analysed_again(finished, capsys, tmp_path):
+    run = tmp_path / "again"
+    shutil.copytree(finished, run)
+    arms = {p.name: p.read_bytes() for p in run.glob("arm_*.npz")}
+    status, err = fibjax(capsys, "report", run, "--alpha", 0.2)
+    assert status == 0, err
+    assert json.loads((run / "run.json").read_text())["config"]["alpha"] == 0.2
+    assert json.loads((run / "summary.json").read_text())["config"]["alpha"] == 0.2
+    status, err = fibjax(capsys, "compare", "--resume", run, "--alpha", 0.1)
+    assert status == 0, err
+    assert json.loads((run / "summary.json").read_text())["config"]["alpha"] == 0.1
+    assert {p.name: p.read_bytes() for p in run.glob("arm_*.npz")} == arms
+    status, err = fibjax(capsys, "report", run, "--rows", "model")
+    assert status == 2 and "--rows and --cols are a sweep's" in one_line(err)
+    status, err = fibjax(capsys, "report", run, "--alpha", 1.5)
+    assert status == 2 and "alpha=1.5" in one_line(err)
+    assert json.loads((run / "run.json").read_text())["config"]["alpha"] == 0.1
 
 
 def test_an_arm_from_another_configuration_is_refused(finished, partial, capsys, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from fibjax.cli import entry
 from fibjax.reports.sweep_report import build_report
 from fibjax.reports.sweep_table import read_sweep_csv
+from fibjax.results import provenance
 from fibjax.studies import sweep, sweep_results
 from fibjax.studies.sweep_grid import SweepConfig, shard_arms
 
@@ -338,3 +339,75 @@ def test_damaged_sweep_files_give_one_line(whole, tmp_path, capsys, damage, mess
     assert entry.main(["report", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def _arm_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("arm_*.npz"))}
+
+
+def test_a_finished_sweep_is_analysed_again_without_training(whole, tmp_path, capsys):
+    # --alpha, --rows and --cols change the report, not the arms: `report` applies them to the
+    # saved arms and records them in sweep.json.
+    copy = tmp_path / "copy"
+    shutil.copytree(whole, copy)
+    arms = _arm_bytes(copy)
+    args = ["report", str(copy), "--alpha", "0.2", "--rows", "scaling", "--cols", "learning_rate"]
+    assert entry.main(args) == 0
+    assert _arm_bytes(copy) == arms
+    saved = json.loads((copy / "sweep.json").read_text())["config"]
+    assert (saved["alpha"], saved["rows"], saved["cols"]) == (0.2, "scaling", "learning_rate")
+    assert "α = 0.2" in (copy / "report.md").read_text()
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["statistics"]["alpha"] == summary["description"]["config"]["alpha"] == 0.2
+    # Resumed with other analysis settings, nothing trains and the report takes them.
+    capsys.readouterr()
+    assert entry.main(["sweep", "--resume", str(copy), "--alpha", "0.01", "--cols", "cell"]) == 0
+    assert _arm_bytes(copy) == arms
+    saved = json.loads((copy / "sweep.json").read_text())["config"]
+    assert (saved["alpha"], saved["rows"], saved["cols"]) == (0.01, "scaling", "cell")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--alpha", "2"], "alpha"),
+        (["--rows", "colour"], "is not an axis"),
+        (["--rows", "window"], "both 'window'"),
+    ],
+)
+def test_a_reanalysis_with_bad_settings_changes_nothing(whole, options, message, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(whole, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert entry.main(["report", str(copy), *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+
+
+def test_shards_that_differ_only_in_their_analysis_merge(whole, tmp_path, cache, capsys):
+    parts = [tmp_path / f"part{k}" for k in (1, 2)]
+    axes = [["--rows", "scaling", "--alpha", "0.1"], []]
+    for k, (part, options) in enumerate(zip(parts, axes, strict=True), start=1):
+        args = ["sweep", *GRID, *cache, *options, "--shard", f"{k}/2", "--out", str(part)]
+        assert entry.main(args) == 0
+    assert entry.main(["merge", str(tmp_path / "merged"), *map(str, parts)]) == 0
+    _assert_same_arms(tmp_path / "merged", whole)
+    merged = json.loads((tmp_path / "merged" / "sweep.json").read_text())["config"]
+    assert (merged["rows"], merged["alpha"]) == ("scaling", 0.1)  # the first folder's
+
+
+def test_arms_saved_with_their_analysis_settings_still_load(whole, tmp_path):
+    # Arms saved before the analysis settings left the provenance carry them; they still load.
+    copy = tmp_path / "copy"
+    shutil.copytree(whole, copy)
+    config, record = sweep.load_sweep(copy)
+    for arm in config.arms():
+        path = sweep.arm_path(copy, arm)
+        arrays = dict(np.load(path))
+        found = provenance.from_array(arrays["provenance"], str(path))
+        found["config"]["sweep"].update({"alpha": 0.05, "stats_seed": 0, "rows": "x", "cols": "y"})
+        arrays["provenance"] = provenance.to_array(found)
+        np.savez(path, **arrays)
+    assert len(sweep_results.load_all(copy)[2]) == len(config.arms())
