@@ -69,6 +69,17 @@ class DataConfig:
                 " for training)"
             )
 
+    @property
+    def split_sizes(self) -> tuple[int, int]:
+        """How many training and test windows the data set has, without building it.
+
+        >>> DataConfig().split_sizes
+        (826, 354)
+        """
+        n_windows = self.n_terms - self.window
+        n_train = int(self.train_fraction * n_windows)
+        return n_train, n_windows - n_train
+
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -234,11 +245,11 @@ def fibonacci_windows(
 def windows_from_config(config: DataConfig) -> FibonacciData:
     """Builds the windows that a validated :class:`DataConfig` describes."""
     seq, scaler = _scaled_sequence(config)
-    n_windows = config.n_terms - config.window
+    n_train, n_test = config.split_sizes
+    n_windows = n_train + n_test
     x = np.lib.stride_tricks.sliding_window_view(seq[:-1], config.window)[:n_windows]
     target_index = np.arange(config.window, config.n_terms)
     perm = np.random.RandomState(seed=config.split_seed).permutation(n_windows)
-    n_train = int(config.train_fraction * n_windows)
     train, test = perm[:n_train], perm[n_train:]
     return FibonacciData(
         train_x=np.ascontiguousarray(x[train]).reshape(len(train), config.window, 1),

@@ -11,7 +11,6 @@ import importlib
 import io
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from fibjax.cli.options import (
     model_list,
     not_resumable,
     option,
+    say_large_data,
     seed_count,
     seed_list,
     training_options,
@@ -38,8 +38,10 @@ from fibjax.cli.options import (
 from fibjax.cli.processes import (
     catch_ctrl_c,
     configure_runtime,
+    default_out_dir,
     environment_record,
     interrupted,
+    interrupted_run,
     run_across,
     supervised,
 )
@@ -127,7 +129,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     with ``run.json``, and settings that cannot fit in memory.
     """
     dist = distributed_config(args)
-    default_out = Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    default_out = default_out_dir("")
     if dist.enabled and not args.worker:
         return supervised(args, dist, default_out)
     if args.resume is None:
@@ -174,15 +176,15 @@ def _check_fits(config, n_seeds: int) -> None:
     """Refuses, before anything compiles, a run whose arms cannot fit in memory."""
     import jax
 
-    from fibjax.data import windows_from_config
     from fibjax.training.memory import check_memory
 
-    data = windows_from_config(config.data)
+    # From the data's configuration: a data set too large to hold is refused before it is built.
     for _, model, _ in config.arms():
         try:
-            check_memory(config.train_config(model), data, n_seeds, jax.local_devices())
+            check_memory(config.train_config(model), config.data, n_seeds, jax.local_devices())
         except ValueError as error:
             raise UsageError(str(error)) from None
+    say_large_data(config.data)
 
 
 # Options of ``fibjax compare`` that the saved configuration of a run fixes, by where
@@ -329,9 +331,7 @@ def _train_and_report(
             except KeyboardInterrupt:
                 progress.close()
                 what = ", ".join(saved) if saved else "nothing yet"
-                interrupted(
-                    f"saved in {out_dir}: {what}. Continue with: fibjax compare --resume {out_dir}"
-                )
+                interrupted_run("compare", out_dir, what, peers)
                 return ctrl_c["status"]
             except (storage.ResultFileError, distributed.PeerError) as error:
                 raise UsageError(str(error)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,19 @@ def option(name: str) -> str:
 # Seeds from which a command says what it prepares before JAX starts (importing JAX and checking
 # the seeds and folder take a second or two before the first phase).
 LARGE_RUN = 10_000
+# Values in a data set's windows from which building it is said first (a second or more of NumPy).
+LARGE_DATA = 10_000_000
+
+
+def say_large_data(data_config) -> None:
+    """One line on stderr before a large data set is built: it takes seconds to minutes."""
+    n_train, n_test = data_config.split_sizes
+    if (n_train + n_test) * data_config.window >= LARGE_DATA:
+        print(
+            f"building {n_train + n_test:,} windows of {data_config.window} terms ...",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def seed_list(args: argparse.Namespace) -> tuple[int, ...]:

@@ -56,6 +56,18 @@ def configure_runtime(args: argparse.Namespace, distributed=None) -> Path | None
     return programs
 
 
+DEFAULT_OUT_ENV = "FIBJAX_DEFAULT_OUT"  # a supervised worker's default folder, from its parent
+
+
+def default_out_dir(prefix: str) -> Path:
+    """The folder a run writes to without ``--out``: ``results/<prefix><date-time>``, or the one
+    a supervised worker's parent named (:func:`supervised`)."""
+    import os
+
+    named = os.environ.pop(DEFAULT_OUT_ENV, None)
+    return Path(named) if named else Path("results") / time.strftime(f"{prefix}%Y%m%d-%H%M%S")
+
+
 def supervised(args: argparse.Namespace, config, default_out: Path) -> int:
     """Runs this command again as a worker child (:mod:`fibjax.cluster.supervisor`); its status."""
     from fibjax.cluster import distributed, supervisor
@@ -66,15 +78,18 @@ def supervised(args: argparse.Namespace, config, default_out: Path) -> int:
         raise UsageError(str(error)) from None
     argv = list(args.argv)
     out_dir = args.resume or args.out
-    if out_dir is None:  # process 0's folder, named once, here
+    extra_env = {}
+    if out_dir is None:  # this process's default folder, named once, here
         out_dir = default_out
-        argv += ["--out", str(out_dir)]
+        # Not as --out: processes started at different seconds name different defaults, and
+        # each compares its options with the others' (only process 0's folder is used).
+        extra_env[DEFAULT_OUT_ENV] = str(out_dir)
     if config.process_id is None:
         process = "this process"
     else:
         process = f"process {config.process_id} of {config.num_processes}"
     resume = f"fibjax {args.command} --resume {out_dir} (with the same distributed options)"
-    return supervisor.supervise(argv, process, out_dir, resume)
+    return supervisor.supervise(argv, process, out_dir, resume, extra_env)
 
 
 def run_across(
@@ -94,11 +109,72 @@ def run_across(
     configure_runtime(args, config)
     peers = distributed.Peers.of_jax()
     try:
+        # Before any work, on every process alike: a process with other devices or another
+        # command would train process 0's configuration, or wait for a message never sent.
+        peers.check_devices()
+        differs = peers.first_disagreement(run_settings(args))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if differs is not None:
+        raise UsageError(disagreement_text(*differs))
+    try:
         out_dir = Path(peers.decide(lambda: str(prepare()), (UsageError, OSError)))
     except distributed.PeerError as error:
         raise UsageError(str(error)) from None
     status = while_joined(config, lambda: train(out_dir, peers))
     return status if peers.main or status else share_done(peers, out_dir)
+
+
+# What may differ between the processes of one run: the process id, how the command line reached
+# this module, each host's cache, and how a process joins (the joining has happened by then).
+# Device counts are compared as the devices themselves (Peers.check_devices).
+_PER_PROCESS = {
+    "process_id",
+    "handler",
+    "argv",
+    "worker",
+    "cache_dir",
+    "no_cache",
+    "cpu_devices",
+    "distributed",
+    "coordinator",
+    "join_timeout",
+    "heartbeat_timeout",
+}
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The command and every option of this process but its id, for :meth:`Peers.agree`.
+
+    >>> run_settings(argparse.Namespace(command="compare", epochs=2, process_id=1, out=None))
+    {'command': 'compare', 'epochs': 2, 'out': None}
+    """
+    return {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in sorted(vars(args).items())
+        if name not in _PER_PROCESS
+    }
+
+
+def disagreement_text(index: int, name: str, first: Any, theirs: Any) -> str:
+    """One line on processes started differently, in the command line's words.
+
+    >>> disagreement_text(1, "epochs", 2, 3).split(";")[0]
+    'the processes were started differently: process 1 has --epochs 3, process 0 --epochs 2'
+    """
+    if name == "command":
+        what = f"process {index} runs fibjax {theirs}, process 0 fibjax {first}"
+    else:
+        flag = "--" + name.replace("_", "-")
+        what = f"process {index} has {flag} {_shown(theirs)}, process 0 {flag} {_shown(first)}"
+    return (
+        f"the processes were started differently: {what}; start every process with the same"
+        " command and options (only --process-id differs)"
+    )
+
+
+def _shown(value: Any) -> str:
+    return "(not given)" if value is None else str(value)
 
 
 def while_joined(config, work: Callable[[], int]) -> int:
@@ -169,6 +245,23 @@ def catch_ctrl_c() -> Iterator[dict[str, Any]]:
 def interrupted(what: str) -> None:
     """Says on stderr that the command was interrupted, then ``what`` (what is saved, what next)."""
     print(f"fibjax: interrupted; {what}", file=sys.stderr)
+
+
+def interrupted_run(command: str, out_dir: Path, saved: str, peers) -> None:
+    """Says what an interrupted training saved and the command that continues it.
+
+    In a run across processes, process 0 keeps the run's folder; each process is to be started
+    again, with its distributed options.
+    """
+    again = f"fibjax {command} --resume {out_dir}"
+    if peers.count == 1:
+        interrupted(f"saved in {out_dir}: {saved}. Continue with: {again}")
+        return
+    where = f"saved in {out_dir}: {saved}" if peers.main else f"process 0 keeps {out_dir}"
+    interrupted(
+        f"process {peers.index} of {peers.count}; {where}. Continue with: {again} on every"
+        " process, with the same distributed options"
+    )
 
 
 def environment_record(argv: Sequence[str] | None) -> dict[str, object]:

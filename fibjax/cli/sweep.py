@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import sys
-import time
 from pathlib import Path
 
 from fibjax.cli.options import (
@@ -21,14 +21,17 @@ from fibjax.cli.options import (
     given_options,
     not_resumable,
     option,
+    say_large_data,
     seed_count,
     seed_list,
 )
 from fibjax.cli.processes import (
     catch_ctrl_c,
     configure_runtime,
+    default_out_dir,
     environment_record,
     interrupted,
+    interrupted_run,
     run_across,
     supervised,
 )
@@ -152,7 +155,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     Everything that can be refused is refused before any training.
     """
     dist = distributed_config(args)
-    default_out = Path("results") / time.strftime("sweep-%Y%m%d-%H%M%S")
+    default_out = default_out_dir("sweep-")
     if dist.enabled and not args.worker:
         return supervised(args, dist, default_out)
     if args.resume is None:
@@ -216,18 +219,20 @@ def _check_fits(config, n_seeds: int | None = None) -> None:
     seeds (default: the configuration's)."""
     import jax
 
-    from fibjax.data import windows_from_config
     from fibjax.training.memory import check_memory
 
     n_seeds = len(config.seeds) if n_seeds is None else n_seeds
     n_runs = n_seeds * len(config.learning_rates)
+    # From the data's configuration: a data set too large to hold is refused before it is built.
     for arm in config.arms():
-        data = windows_from_config(config.data_config(arm.window, arm.scaling))
+        data = config.data_config(arm.window, arm.scaling)
         train = config.train_config(arm.cell, arm.model, arm.hidden)
         try:
             check_memory(train, data, n_runs, jax.local_devices())
         except ValueError as error:
             raise UsageError(str(error)) from None
+    for window, scaling in itertools.product(config.windows, config.scalings):
+        say_large_data(config.data_config(window, scaling))
 
 
 def _check_resume(args: argparse.Namespace):
@@ -323,9 +328,7 @@ def _train_and_report(
         except KeyboardInterrupt:
             progress.close()
             what = ", ".join(done.saved) if done.saved else "no new arm"
-            interrupted(
-                f"saved in {out_dir}: {what}. Continue with: fibjax sweep --resume {out_dir}"
-            )
+            interrupted_run("sweep", out_dir, what, peers)
             return ctrl_c["status"]
         except (storage.ResultFileError, distributed.PeerError) as error:
             raise UsageError(str(error)) from None

@@ -241,6 +241,72 @@ class Peers:
         received = multihost_utils.broadcast_one_to_all(buffer)
         return json.loads(np.asarray(received, np.uint8).tobytes().decode())
 
+    def check_devices(self) -> None:
+        """Refuses, on every process at once, processes with different numbers of devices.
+
+        The seeds are sharded evenly over one mesh of every process's devices, which needs as
+        many on each. Each process reads every process's count from ``jax.devices()``, so all of
+        them stop with the same line and none waits on the others.
+
+        Raises:
+          ValueError: one line naming the counts.
+        """
+        if self.count == 1:
+            return
+        import collections
+
+        import jax
+
+        counts = collections.Counter(device.process_index for device in jax.devices())
+        if len(set(counts.values())) > 1:
+            kind = jax.devices()[0].platform.upper()
+            have = ", ".join(f"process {index} has {counts[index]}" for index in sorted(counts))
+            raise ValueError(
+                f"the processes have different numbers of {kind} devices ({have}); start each"
+                " with as many (--cpu-devices N on CPUs, whose default is one a core)"
+            )
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's (JSON-able) ``value``, in process order, on every process.
+
+        >>> Peers().gather({"epochs": 2})
+        [{'epochs': 2}]
+        """
+        if self.count == 1:
+            return [value]
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        data = np.frombuffer(json.dumps(value, sort_keys=True).encode(), np.uint8)
+        sizes = np.asarray(multihost_utils.process_allgather(np.int32(data.size))).reshape(-1)
+        padded = np.zeros(int(sizes.max()), np.uint8)
+        padded[: data.size] = data
+        rows = np.asarray(multihost_utils.process_allgather(padded))
+        return [
+            json.loads(row[:size].tobytes().decode()) for row, size in zip(rows, sizes, strict=True)
+        ]
+
+    def first_disagreement(self, settings: Mapping[str, Any]) -> tuple[int, str, Any, Any] | None:
+        """Where the processes' ``settings`` differ from process 0's, the same on every process.
+
+        Args:
+          settings: what must be the same on every process (the command and its options).
+
+        Returns:
+          ``(process, name, process 0's value, its value)`` for the first process and setting
+          that differ, or ``None`` when all agree.
+
+        >>> Peers().first_disagreement({"epochs": 2}) is None
+        True
+        """
+        everyone = self.gather(dict(settings))
+        for index, other in enumerate(everyone[1:], start=1):
+            # The command first: another command differs in most options.
+            for name in sorted(set(everyone[0]) | set(other), key=lambda n: (n != "command", n)):
+                if everyone[0].get(name) != other.get(name):
+                    return index, name, everyone[0].get(name), other.get(name)
+        return None
+
     def decide(self, make: Callable[[], Any], errors: tuple[type[Exception], ...] = ()) -> Any:
         """``make()`` on process 0, its (JSON-able) value on every process.
 

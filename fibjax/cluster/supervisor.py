@@ -76,7 +76,11 @@ class _LogTail:
 
 
 def supervise(
-    argv: list[str], process: str, out_dir: Path | None, resume: str | None = None
+    argv: list[str],
+    process: str,
+    out_dir: Path | None,
+    resume: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> int:
     """Runs ``fibjax argv`` as a worker child; returns its exit status, or 1/2 after one line.
 
@@ -86,10 +90,11 @@ def supervise(
       out_dir: the run folder, when this process's options name it: where a lost worker's
         temporary files are removed.
       resume: the command that continues the run, for the message.
+      extra_env: more environment variables for the worker.
     """
     sys.stdout.flush()
     terminal = (os.dup(1), os.dup(2))
-    env = dict(os.environ, **{WORKER_ENV: ",".join(map(str, terminal))})
+    env = dict(os.environ, **(extra_env or {}), **{WORKER_ENV: ",".join(map(str, terminal))})
     # The worker imports this same fibjax, installed or not (experiments/ scripts add its path).
     here = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))

@@ -213,3 +213,50 @@ def test_resume_of_a_folder_it_cannot_resume_says_what_to_do(
     assert main([command, "--resume", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compare", "--scaling", "log", "--n-terms", "100000000", "--seeds", "2"],
+        ["sweep", "--scaling", "log", "--n-terms", "10000000", "--seeds", "2", "--epochs", "1"],
+        ["compare", "--scaling", "log", "--n-terms", "3000000", "--window", "2000", "--seeds", "2"],
+    ],
+)
+def test_data_that_cannot_fit_is_refused_before_it_is_built(command, monkeypatch, tmp_path, capsys):
+    # The estimate counts the data and what each seed holds per window (measured: 3.1 GiB at a
+    # million terms, where it had said 4.6 MiB); the data is never built.
+    from fibjax import data as data_lib
+    from fibjax.cli import entry
+    from fibjax.training import memory
+
+    monkeypatch.setattr(memory, "memory_available", lambda device: 16 * 2**30)
+    monkeypatch.setattr(data_lib, "_scaled_sequence", lambda config: pytest.fail("data built"))
+    assert entry.main([*command, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fibjax: error: training") and "training windows" in err
+    assert "GiB, more than the 16 GiB" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_estimate_grows_with_the_data():
+    from fibjax.training.config import TrainConfig
+    from fibjax.training.memory import memory_estimate
+
+    config = TrainConfig("attention", epochs=1)
+    sizes = [
+        memory_estimate(config, DataConfig(n_terms=n, scaling="log"), 64) for n in (10**5, 10**6)
+    ]
+    # Measured on 2 CPU devices (64 seeds at once, padding included): 0.93 and 3.6 GiB of peak
+    # memory, of which about 0.6 GiB is the process itself (benchmarks/NOTES.md).
+    assert 0.2 * 2**30 < sizes[0] < 0.4 * 2**30
+    assert 2.5 * 2**30 < sizes[1] < 3.5 * 2**30
+
+
+def test_a_large_data_set_is_said_before_it_is_built(monkeypatch, tmp_path, capsys):
+    from fibjax.cli import entry, options
+
+    monkeypatch.setattr(options, "LARGE_DATA", 100)
+    args = ["compare", "--seeds", "2", *QUICK, "--out", str(tmp_path / "x")]
+    assert entry.main(args) == 0
+    assert "building 74 windows of 6 terms ..." in capsys.readouterr().err

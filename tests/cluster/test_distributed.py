@@ -37,10 +37,12 @@ def fibjax(args) -> subprocess.Popen:
     )
 
 
-def joined(args, process_id: int, port: int, join_timeout: int = 60) -> subprocess.Popen:
-    """``fibjax ARGS`` as process ``process_id`` of 2 on 127.0.0.1, with one CPU device."""
+def joined(
+    args, process_id: int, port: int, join_timeout: int = 60, devices: int = 1
+) -> subprocess.Popen:
+    """``fibjax ARGS`` as process ``process_id`` of 2 on 127.0.0.1, with ``devices`` CPU devices."""
     return fibjax(
-        [*args, "--cpu-devices", "1", "--coordinator", f"127.0.0.1:{port}"]
+        [*args, "--cpu-devices", devices, "--coordinator", f"127.0.0.1:{port}"]
         + ["--num-processes", "2", "--process-id", process_id, "--heartbeat-timeout", 5]
         + ["--join-timeout", join_timeout]
     )
@@ -86,6 +88,33 @@ def test_two_processes_give_what_one_process_gives(command, table, tmp_path):
     assert other_err == ""
     # Bit for bit, however the seeds were spread over processes and devices.
     assert (tmp_path / "one" / table).read_bytes() == (tmp_path / "two" / table).read_bytes()
+
+
+# Process 1 started otherwise than process 0: (its arguments, its devices, what both say).
+MISMATCHES = {
+    "devices": ([], 2, "process 0 has 1, process 1 has 2"),
+    "epochs": (["--epochs", "3"], 1, "process 1 has --epochs 3, process 0 --epochs 2"),
+    "out": (["--out", "elsewhere"], 1, "process 1 has --out"),
+    "command": (["sweep"], 1, "process 1 runs fibjax sweep, process 0 fibjax compare"),
+}
+
+
+@pytest.mark.slow
+def test_processes_started_differently_stop_together_in_one_line(tmp_path):
+    # Each pair would have trained process 0's configuration, crashed on a reshape, or waited
+    # for a message never sent: now both processes stop before any work, saying what differs.
+    runs = {}
+    for name, (other, devices, _) in MISMATCHES.items():
+        port, out = free_port(), tmp_path / name
+        first = ["compare", *SMALL, "--out", out]
+        second = ["sweep", *SMALL, "--out", out] if other == ["sweep"] else [*first, *other]
+        runs[name] = [joined(first, 0, port), joined(second, 1, port, devices=devices)]
+    for name, processes in runs.items():
+        for status, _, err in map(finish, processes):
+            lines = err.strip().splitlines()
+            assert status == 2, (name, err)
+            assert MISMATCHES[name][2] in lines[-1] and "Traceback" not in err, (name, err)
+        assert not (tmp_path / name).exists()
 
 
 @pytest.mark.slow
@@ -246,7 +275,11 @@ def test_sigterm_stops_every_process_and_says_what_was_saved(tmp_path):
             if process.poll() is None:
                 process.kill()
     assert waited < 40
-    (status, _, err), (other_status, _, _) = done
+    (status, _, err), (other_status, _, other_err) = done
     assert status != 0 and other_status != 0, err
     assert "interrupted" in err and "Traceback" not in err
+    # Each process says how to continue: every process again, with its distributed options.
+    for text in (err, other_err):
+        assert "--resume" in text and "with the same distributed options" in text, text
+        assert "lost" not in text, text
     assert not (out / "summary.json").exists()
