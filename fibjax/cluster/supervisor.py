@@ -111,8 +111,14 @@ def supervise(
     forwarded = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     # Ctrl-C reaches the worker from the terminal itself; other signals are passed on.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        child.send_signal(signum)
+
     for sig in forwarded:
-        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+        signal.signal(sig, forward)
     try:
         status = child.wait()
     finally:
@@ -124,6 +130,18 @@ def supervise(
     if out_dir is not None:
         storage.remove_stale_temporaries(Path(out_dir))  # of the worker, killed while writing
     text = log.text()
+    if received:
+        # Stopped from outside (scancel, kill): the worker may have died of the coordinator's
+        # end before it could say so, but the cause is the signal, not a lost process.
+        name = signal.Signals(received[0]).name
+        where = f" in {out_dir}" if out_dir is not None else ""
+        again = f"; continue with: {resume}" if resume else ""
+        print(
+            f"fibjax: interrupted; {process} stopped by {name}; the saved results{where} are"
+            f" kept{again}",
+            file=sys.stderr,
+        )
+        return 128 + received[0]
     code, line = diagnose(text, process, -status)
     if code == 1 and resume:
         line = line.replace("continue with --resume", f"continue with: {resume}")
