@@ -30,6 +30,7 @@ from fibjax.cli.options import (
     model_list,
     not_resumable,
     option,
+    os_error_text,
     say_large_data,
     seed_count,
     seed_list,
@@ -335,11 +336,23 @@ def _train_and_report(
                 return ctrl_c["status"]
             except (storage.ResultFileError, distributed.PeerError) as error:
                 raise UsageError(str(error)) from None
+            except OSError as error:  # a full disk, a folder made read-only during the run
+                progress.close()
+                what = ", ".join(saved) if saved else "nothing yet"
+                raise UsageError(
+                    f"{os_error_text(error)}; saved in {out_dir}: {what}. Make room, then"
+                    f" continue with: fibjax compare --resume {out_dir}"
+                ) from None
             progress.phase("writing the report")
             try:
                 summary = _write_report(out_dir, arms, preload)
             except storage.ResultFileError as error:  # e.g. the code changed during the run
                 raise UsageError(f"every model is saved, but no report: {error}") from None
+            except OSError as error:
+                raise UsageError(
+                    f"{os_error_text(error)}; every model is saved in {out_dir}, but no report."
+                    f" Make room, then write it with: fibjax report {out_dir}"
+                ) from None
             except KeyboardInterrupt:
                 progress.close()
                 interrupted(

@@ -1,6 +1,7 @@
 """Results that cannot lie: provenance, refusals before any work, and hostile input (issue 11)."""
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -586,3 +587,56 @@ def test_a_large_run_says_what_it_does_before_jax_starts(tmp_path):
 def test_train_refuses_a_model_too_large_for_memory(capsys):
     status, err = fibjax(capsys, "train", "--hidden", "200000", "--epochs", "1", "--no-cache")
     assert status == 2 and "GiB" in one_line(err)
+
+
+def last_line(err: str) -> str:
+    """The error line after the progress lines (stderr when it is not a terminal)."""
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def _full_disk(real):
+    """``real`` that raises "No space left on device" from its second call on."""
+    calls = []
+
+    def write(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *args, **kwargs)
+
+    return write
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+def test_a_full_disk_names_the_path_what_is_saved_and_how_to_finish(
+    command, monkeypatch, tmp_path, capsys
+):
+    from fibjax.results import storage
+
+    out = tmp_path / command
+    args = [command, *TINY, "--out", out]
+    if command == "sweep":
+        args = [command, "--models", "dot", "--window", "4", "--scaling", "minmax,log"]
+        args += ["--seeds", "2", "--epochs", "1", "--n-terms", "40", "--out", out]
+    monkeypatch.setattr(storage, "write_npz", _full_disk(storage.write_npz))
+    status, err = fibjax(capsys, *args)
+    line = last_line(err)
+    assert status == 2 and "No space left on device: " in line and str(out) in line, line
+    assert "saved in" in line and f"--resume {out}" in line, line
+    saved = sorted(p.name for p in out.glob("arm_*.npz"))
+    assert len(saved) == 1 and saved[0].removeprefix("arm_").removesuffix(".npz") in line
+    monkeypatch.undo()
+    status, err = fibjax(capsys, command, "--resume", out)  # room again: it finishes
+    assert status == 0, err
+
+
+def test_a_full_disk_at_the_report_says_every_model_is_saved(monkeypatch, tmp_path, capsys):
+    from fibjax.results import storage
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(storage, "write_text", _full_disk(storage.write_text))
+    status, err = fibjax(capsys, "compare", *TINY, "--out", out)
+    line = last_line(err)
+    assert status == 2 and "No space left on device" in line and "every model is saved" in line
+    assert f"fibjax report {out}" in line
