@@ -84,15 +84,25 @@ def _set_analysis(folder: Path, args: argparse.Namespace) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from fibjax.reports import compare_report as report
 
+    record = args.dir / ("sweep.json" if _is_sweep(args.dir) else "run.json")
+    before = record.read_bytes() if record.is_file() else None
     _from_saved_run(args.dir, lambda folder: _set_analysis(folder, args))
-    if _is_sweep(args.dir):
-        from fibjax.reports import sweep_report
+    try:
+        if _is_sweep(args.dir):
+            from fibjax.reports import sweep_report
 
-        summary = _from_saved_run(args.dir, sweep_report.build_report)
-        print(decision_table(summary))
-        print(f"\nReport: {args.dir / 'report.md'}")
-        return 0
-    summary = _from_saved_run(args.dir, report.build_report)
+            summary = _from_saved_run(args.dir, sweep_report.build_report)
+            print(decision_table(summary))
+            print(f"\nReport: {args.dir / 'report.md'}")
+            return 0
+        summary = _from_saved_run(args.dir, report.build_report)
+    except (UsageError, KeyboardInterrupt):
+        # No new report: the record keeps the settings of the report that is there.
+        if before is not None and record.read_bytes() != before:
+            from fibjax.results import storage
+
+            storage.write_bytes(record, before)
+        raise
     print(summary_table(summary))
     print(f"\nReport: {args.dir / 'report.md'}")
     return 0

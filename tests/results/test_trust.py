@@ -167,6 +167,11 @@ def test_a_finished_comparison_is_analysed_again(finished, capsys, tmp_path):
     status, err = fibjax(capsys, "report", run, "--alpha", 1.5)
     assert status == 2 and "alpha=1.5" in one_line(err)
     assert json.loads((run / "run.json").read_text())["config"]["alpha"] == 0.1
+    # No new report (a damaged arm): the record keeps the settings of the report there.
+    (run / "arm_vanilla.npz").write_bytes(b"not an npz")
+    status, err = fibjax(capsys, "report", run, "--alpha", 0.3)
+    assert status == 2 and "arm_vanilla.npz" in one_line(err)
+    assert json.loads((run / "run.json").read_text())["config"]["alpha"] == 0.1
 
 
 def test_an_arm_from_another_configuration_is_refused(finished, partial, capsys, tmp_path):
