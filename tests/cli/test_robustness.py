@@ -257,6 +257,10 @@ def test_a_large_data_set_is_said_before_it_is_built(monkeypatch, tmp_path, caps
     from fibjax.cli import entry, options
 
     monkeypatch.setattr(options, "LARGE_DATA", 100)
-    args = ["compare", "--seeds", "2", *QUICK, "--out", str(tmp_path / "x")]
-    assert entry.main(args) == 0
-    assert "building 74 windows of 6 terms ..." in capsys.readouterr().err
+    taken = tmp_path / "taken"  # refused once the data is said: nothing trains in this test
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    args = ["compare", "--seeds", "2", *QUICK, "--out", str(taken)]
+    assert entry.main(args) == 2
+    err = capsys.readouterr().err
+    assert "building 74 windows of 6 terms ..." in err and "is not empty" in err
