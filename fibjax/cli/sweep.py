@@ -373,10 +373,12 @@ def _train_and_report(
 
 
 def _work_line(done) -> str:
+    at_once = f", {done.compile_workers} at a time" if done.compile_workers > 1 else ""
     return (
         f"trained {count(len(done.saved), 'arm')} with"
-        f" {count(done.programs, 'compiled program')}:"
-        f" {done.compile_s:.1f} s compiling, {done.train_s:.1f} s training"
+        f" {count(done.programs, 'compiled program')}{at_once}:"
+        f" {done.compile_s:.1f} s compiling ({done.wait_s:.1f} s waited for),"
+        f" {done.train_s:.1f} s training"
     )
 
 

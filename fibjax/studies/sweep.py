@@ -12,8 +12,10 @@ to one sweep.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import itertools
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -248,12 +250,36 @@ def _saved_record(record: dict[str, Any]) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class SweepProgress:
-    """What a sweep did: arms trained and saved, programs compiled, time spent."""
+    """What a sweep did: arms trained and saved, programs compiled, time spent.
+
+    Attributes:
+      saved: the arms saved, in order.
+      programs: programs compiled.
+      compile_s: seconds spent compiling, summed over the programs (some compile at once).
+      wait_s: seconds training waited for a program to be compiled.
+      train_s: seconds spent training.
+      compile_workers: programs compiled at once, at most.
+    """
 
     saved: list[str] = dataclasses.field(default_factory=list)
     programs: int = 0
     compile_s: float = 0.0
+    wait_s: float = 0.0
     train_s: float = 0.0
+    compile_workers: int = 1
+
+
+def compile_workers(n_programs: int, peers: Peers) -> int:
+    """Programs a sweep compiles at once: two where there are cores to spare, else one.
+
+    XLA's CPU compiler already runs about 1.4 cores for one program (measured on 2 cores,
+    benchmarks/NOTES.md): one program more keeps every core busy, and each program ahead is held in
+    memory until its arms train. A run across processes compiles in order, as every process must
+    build the same programs in the same order.
+    """
+    if peers.count > 1 or n_programs < 2:
+        return 1
+    return 2
 
 
 def run_sweep(
@@ -298,34 +324,87 @@ def run_sweep(
     config = config_from_dict(decided["config"])
     shard = None if decided["shard"] is None else tuple(decided["shard"])
     todo = [arm for arm in shard_arms(config, shard) if arm.name in decided["todo"]]
-    for _, group in itertools.groupby(todo, key=Arm.program):
-        group = list(group)
-        run = _compile(config, group[0], progress, done, program_cache)
-        for arm in group:
-            if progress is not None:
-                on = runtime.devices_in_words(run.devices)
-                which = f"arm {len(done.saved) + 1} of {len(todo)}"
-                progress.phase(f"training {arm.name} ({which}, on {on})")
-            trained = train_arm(config, arm, run, done)
-            if peers.main:  # process 0 keeps the results
-                arms[arm.name] = trained
-                storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
-            done.saved.append(arm.name)
+    groups = [list(group) for _, group in itertools.groupby(todo, key=Arm.program)]
+    done.compile_workers = compile_workers(len(groups), peers)
+    with _CompilesAhead(config, groups, done, program_cache) as programs:
+        for index, group in enumerate(groups):
+            run = programs.get(index, progress)
+            _train_group(config, group, run, out_dir, arms, done, progress, len(todo), peers)
     return arms
 
 
-def _compile(config: SweepConfig, arm: Arm, progress, done: SweepProgress, program_cache):
-    train = config.train_config(arm.cell, arm.model, arm.hidden)
-    data = windows_from_config(config.data_config(arm.window, arm.scaling))
-    if progress is not None:
-        progress.phase(f"compiling {arm.cell}-{arm.model}-h{arm.hidden}-w{arm.window}")
-    start = time.perf_counter()
-    run = compile_seeds(
-        train, data, config.seeds, learning_rates=config.learning_rates, program_cache=program_cache
-    )
-    done.compile_s += time.perf_counter() - start
-    done.programs += 1
-    return run
+def _train_group(config, group, run, out_dir, arms, done, progress, n_todo, peers) -> None:
+    """Trains the arms of one program, one after another, saving each (on process 0)."""
+    for arm in group:
+        if progress is not None:
+            on = runtime.devices_in_words(run.devices)
+            which = f"arm {len(done.saved) + 1} of {n_todo}"
+            progress.phase(f"training {arm.name} ({which}, on {on})")
+        trained = train_arm(config, arm, run, done)
+        if peers.main:  # process 0 keeps the results
+            arms[arm.name] = trained
+            storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
+        done.saved.append(arm.name)
+
+
+class _CompilesAhead:
+    """Compiles a sweep's programs in order, up to ``done.compile_workers`` at once, in threads.
+
+    XLA's compiler releases the GIL, so the next program compiles while this one's arms train
+    (or while another compiles). At most ``compile_workers`` programs are compiled or waiting
+    beyond the one training.
+    """
+
+    def __init__(self, config, groups, done: SweepProgress, program_cache) -> None:
+        self.config, self.groups, self.done = config, groups, done
+        self.program_cache = program_cache
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=done.compile_workers, thread_name_prefix="fibjax-compile"
+        )
+        self.futures: dict[int, concurrent.futures.Future] = {}
+        self.lock = threading.Lock()  # the counts in ``done``, from the compiling threads
+
+    def __enter__(self) -> _CompilesAhead:
+        for index in range(min(self.done.compile_workers, len(self.groups))):
+            self._submit(index)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+    def _submit(self, index: int) -> None:
+        if index < len(self.groups) and index not in self.futures:
+            self.futures[index] = self.pool.submit(self._compile, self.groups[index][0])
+
+    def _compile(self, arm: Arm):
+        train = self.config.train_config(arm.cell, arm.model, arm.hidden)
+        data = windows_from_config(self.config.data_config(arm.window, arm.scaling))
+        start = time.perf_counter()
+        run = compile_seeds(
+            train,
+            data,
+            self.config.seeds,
+            learning_rates=self.config.learning_rates,
+            program_cache=self.program_cache,
+        )
+        with self.lock:
+            self.done.compile_s += time.perf_counter() - start
+            self.done.programs += 1
+        return run
+
+    def get(self, index: int, progress):
+        """Program ``index``, once compiled; the next one starts compiling."""
+        arm = self.groups[index][0]
+        future = self.futures.pop(index)
+        if progress is not None and not future.done():
+            progress.phase(f"compiling {arm.cell}-{arm.model}-h{arm.hidden}-w{arm.window}")
+        start = time.perf_counter()
+        run = future.result()
+        self.done.wait_s += time.perf_counter() - start
+        self._submit(index + self.done.compile_workers)
+        return run
 
 
 def train_arm(config: SweepConfig, arm: Arm, run, done: SweepProgress) -> dict[str, Any]:
