@@ -32,7 +32,15 @@ def _accelerator_platforms() -> list[str]:
     plugins = importlib.metadata.entry_points(group="jax_plugins")
     if not plugins and not any(importlib.util.find_spec(n) for n in ("jax_plugins", "libtpu")):
         return []
-    probe = "import jax.extend; print(','.join(jax.extend.backend.backends()))"
+    probe = (
+        "import jax\n"
+        "try:\n"
+        "    import jax.extend\n"
+        "    names = list(jax.extend.backend.backends())\n"
+        "except (ImportError, AttributeError):\n"
+        "    names = [{'gpu': 'cuda'}.get(p, p) for p in {d.platform for d in jax.devices()}]\n"
+        "print(','.join(names))"
+    )
     try:
         found = subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
@@ -82,12 +90,11 @@ class Target:
 def accelerator_devices() -> list:
     """The devices of the first non-CPU backend started, or none."""
     import jax
-    import jax.extend
 
-    for platform in jax.extend.backend.backends():
-        if platform != "cpu":
+    for platform in os.environ.get("JAX_PLATFORMS", "").split(","):
+        if platform and platform != "cpu":
             return jax.devices(platform)
-    return []
+    return [device for device in jax.devices() if device.platform != "cpu"]
 
 
 def make_target(name: str) -> Target:

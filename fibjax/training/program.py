@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import optax
 
@@ -70,8 +69,16 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
 
 def default_platform() -> str:
     """The platform of the device that ``jax.jit`` runs on by default (``jax.default_device``
-    when set, else the default backend's first device)."""
-    return jax.extend.backend.get_default_device().platform
+    when set, else the default backend's).
+
+    >>> with jax.default_device(jax.devices("cpu")[0]):
+    ...     default_platform()
+    'cpu'
+    """
+    device = jax.config.jax_default_device
+    if isinstance(device, str):  # a platform's name
+        return jax.devices(device)[0].platform
+    return (device or jax.devices()[0]).platform
 
 
 def _mse(model, params, x, y):
