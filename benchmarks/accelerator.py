@@ -15,8 +15,8 @@ Parts:
   ``drift``: from Keras's starting weights, the CPU program on the CPU against the accelerator
     program on the accelerator, after 1, 10, 30 and 826 unshuffled batch-1 steps (largest
     absolute difference of any weight);
-  ``tests``: the tests that run on the accelerator (``tests/training/test_layouts.py``, slow ones
-    included), or the whole suite with ``--full-suite``.
+  ``tests``: the tests that run on the accelerator (``tests/training/test_accelerator_*.py``, slow
+    ones included), or the whole suite with ``--full-suite``.
 
 Without an accelerator, ``--small`` runs every part on the CPU at small counts (the accelerator
 program forced there), to show that the script works.
@@ -41,6 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PARTS = ("throughput", "plain", "steps", "comparison", "drift", "tests")
+ACCELERATOR_TESTS = sorted((REPO / "tests" / "training").glob("test_accelerator_*.py"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +234,7 @@ def part_drift(counts: Counts, scratch: Path) -> dict:
 
 
 def part_tests(counts: Counts, scratch: Path, full_suite: bool = False) -> dict:
-    selection = [] if full_suite else ["tests/training/test_layouts.py"]
+    selection = [] if full_suite else [str(p.relative_to(REPO)) for p in ACCELERATOR_TESTS]
     workers = "2" if counts is SMALL else "8"
     command = [sys.executable, "-m", "pytest", "-q", "-n", workers, "-p", "no:cacheprovider"]
     return run_command([*command, *selection], timeout=420)
