@@ -277,7 +277,7 @@ class Peers:
         import numpy as np
         from jax.experimental import multihost_utils
 
-        data = np.frombuffer(json.dumps(value, sort_keys=True).encode(), np.uint8)
+        data = np.frombuffer(json.dumps(value, sort_keys=True, default=str).encode(), np.uint8)
         sizes = np.asarray(multihost_utils.process_allgather(np.int32(data.size))).reshape(-1)
         padded = np.zeros(int(sizes.max()), np.uint8)
         padded[: data.size] = data
