@@ -21,6 +21,7 @@ import optax
 
 from fibjax.data import FibonacciData
 from fibjax.models import make_model
+from fibjax.training import threefry
 from fibjax.training.config import FitResult, TrainConfig, Windows
 from fibjax.training.evaluation import train_test_mse
 from fibjax.training.layout import ProgramLayout, program_layout
@@ -37,7 +38,8 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
     and the permutation had taken about a quarter of a training epoch. Equal random bits keep
     their index order, so, as JAX does, the sort is repeated until ties are negligible: rounds
     ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits. Under ``vmap`` over seeds the rows are
-    sorted together (:func:`fibjax.training.sorting.sort_numbers`), with the same result.
+    sorted together (:func:`fibjax.training.sorting.sort_numbers`), with the same result. The
+    random bits are ``jax.random``'s, computed by :mod:`fibjax.training.threefry`.
 
     Args:
       key: a ``jax.random.key``.
@@ -60,8 +62,8 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
     index = jnp.arange(n, dtype=jnp.uint32)
     low = jnp.uint32((1 << index_bits) - 1)
     order = index
-    for round_key in jax.random.split(key, rounds):
-        noise = jax.random.bits(round_key, (n,), jnp.uint32) & ~low
+    for round_key in threefry.split(key, rounds):
+        noise = threefry.bits(round_key, n) & ~low
         packed = noise | index
         order = order[(sort_numbers(packed) if network else jax.lax.sort(packed)) & low]
     return order.astype(jnp.int32)
@@ -171,7 +173,7 @@ def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_key)
     def epoch_order(epoch):
         if not config.shuffle:
             return jnp.arange(n_train)
-        epoch_key = jax.random.fold_in(order_key, epoch)
+        epoch_key = threefry.fold_in(order_key, epoch)
         return shuffled_order(epoch_key, n_train, network=layout.seeds_last)
 
     def run_epoch(carry, epoch):
