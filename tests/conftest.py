@@ -82,10 +82,6 @@ class Target:
     devices: tuple
     layout: str
 
-    @property
-    def on_accelerator(self) -> bool:
-        return self.devices[0].platform != "cpu"
-
 
 def accelerator_devices() -> list:
     """The devices of the first non-CPU backend started, or none."""

@@ -30,7 +30,6 @@ from fibjax.cli.options import (
     model_list,
     not_resumable,
     option,
-    os_error_text,
     say_large_data,
     seed_count,
     seed_list,
@@ -43,6 +42,7 @@ from fibjax.cli.processes import (
     environment_record,
     interrupted,
     interrupted_run,
+    out_of_room,
     run_across,
     supervised,
 )
@@ -339,20 +339,14 @@ def _train_and_report(
             except OSError as error:  # a full disk, a folder made read-only during the run
                 progress.close()
                 what = ", ".join(saved) if saved else "nothing yet"
-                raise UsageError(
-                    f"{os_error_text(error)}; saved in {out_dir}: {what}. Make room, then"
-                    f" continue with: fibjax compare --resume {out_dir}"
-                ) from None
+                raise out_of_room(error, "compare", out_dir, what) from None
             progress.phase("writing the report")
             try:
                 summary = _write_report(out_dir, arms, preload)
             except storage.ResultFileError as error:  # e.g. the code changed during the run
                 raise UsageError(f"every model is saved, but no report: {error}") from None
             except OSError as error:
-                raise UsageError(
-                    f"{os_error_text(error)}; every model is saved in {out_dir}, but no report."
-                    f" Make room, then write it with: fibjax report {out_dir}"
-                ) from None
+                raise out_of_room(error, "compare", out_dir, None) from None
             except KeyboardInterrupt:
                 progress.close()
                 interrupted(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fibjax.cli.options import UsageError
+from fibjax.cli.options import UsageError, option, os_error_text
 
 
 def configure_runtime(args: argparse.Namespace, distributed=None) -> Path | None:
@@ -144,7 +144,8 @@ _PER_PROCESS = {
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The command and every option of this process but its id, for :meth:`Peers.agree`.
+    """The command and every option of this process but its id, for
+    :meth:`fibjax.cluster.distributed.Peers.first_disagreement`.
 
     >>> run_settings(argparse.Namespace(command="compare", epochs=2, process_id=1, out=None))
     {'command': 'compare', 'epochs': 2, 'out': None}
@@ -165,7 +166,7 @@ def disagreement_text(index: int, name: str, first: Any, theirs: Any) -> str:
     if name == "command":
         what = f"process {index} runs fibjax {theirs}, process 0 fibjax {first}"
     else:
-        flag = "--" + name.replace("_", "-")
+        flag = option(name)
         what = f"process {index} has {flag} {_shown(theirs)}, process 0 {flag} {_shown(first)}"
     return (
         f"the processes were started differently: {what}; start every process with the same"
@@ -262,6 +263,26 @@ def interrupted_run(command: str, out_dir: Path, saved: str, peers) -> None:
         f"process {peers.index} of {peers.count}; {where}. Continue with: {again} on every"
         " process, with the same distributed options"
     )
+
+
+def out_of_room(
+    error: OSError, command: str, out_dir: Path, saved: str | None, unit: str = "model"
+) -> UsageError:
+    """The one line for a write that failed during a run (a full disk, a folder made read-only).
+
+    ``saved``: what is saved, or ``None`` once every ``unit`` is (only the report is missing).
+    """
+    if saved is None:
+        then = (
+            f"every {unit} is saved in {out_dir}, but no report. Make room, then write it with:"
+            f" fibjax report {out_dir}"
+        )
+    else:
+        then = (
+            f"saved in {out_dir}: {saved}. Make room, then continue with: fibjax {command}"
+            f" --resume {out_dir}"
+        )
+    return UsageError(f"{os_error_text(error)}; {then}")
 
 
 def environment_record(argv: Sequence[str] | None) -> dict[str, object]:

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from fibjax.cli.compare import summary_table
-from fibjax.cli.options import UsageError, os_error_text
+from fibjax.cli.options import STUDY_FILES, UsageError, os_error_text
 from fibjax.cli.sweep import decision_table
 
 
@@ -53,8 +53,14 @@ def _from_saved_run(folder: Path, build):
         ) from None
 
 
+def _record_file(folder: Path) -> Path:
+    """The study's record in ``folder``: a sweep's ``sweep.json``, else ``run.json``."""
+    sweep = Path(folder) / STUDY_FILES["sweep"][0]
+    return sweep if sweep.exists() else Path(folder) / STUDY_FILES["comparison"][0]
+
+
 def _is_sweep(folder: Path) -> bool:
-    return (Path(folder) / "sweep.json").exists()  # fibjax.studies.sweep.SWEEP_FILE, without JAX
+    return _record_file(folder).name == STUDY_FILES["sweep"][0]
 
 
 def _set_analysis(folder: Path, args: argparse.Namespace) -> None:
@@ -84,7 +90,7 @@ def _set_analysis(folder: Path, args: argparse.Namespace) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from fibjax.reports import compare_report as report
 
-    record = args.dir / ("sweep.json" if _is_sweep(args.dir) else "run.json")
+    record = _record_file(args.dir)
     before = record.read_bytes() if record.is_file() else None
     _from_saved_run(args.dir, lambda folder: _set_analysis(folder, args))
     try:

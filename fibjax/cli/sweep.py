@@ -21,7 +21,6 @@ from fibjax.cli.options import (
     given_options,
     not_resumable,
     option,
-    os_error_text,
     say_large_data,
     seed_count,
     seed_list,
@@ -33,6 +32,7 @@ from fibjax.cli.processes import (
     environment_record,
     interrupted,
     interrupted_run,
+    out_of_room,
     run_across,
     supervised,
 )
@@ -336,10 +336,7 @@ def _train_and_report(
         except OSError as error:  # a full disk, a folder made read-only during the run
             progress.close()
             what = ", ".join(done.saved) if done.saved else "no new arm"
-            raise UsageError(
-                f"{os_error_text(error)}; saved in {out_dir}: {what}. Make room, then continue"
-                f" with: fibjax sweep --resume {out_dir}"
-            ) from None
+            raise out_of_room(error, "sweep", out_dir, what) from None
         progress.close()
         peers.finish()  # every process has trained its share; process 0 writes alone
         print(_work_line(done), file=sys.stderr)
@@ -357,10 +354,7 @@ def _train_and_report(
         except storage.ResultFileError as error:
             raise UsageError(f"every arm is saved, but no report: {error}") from None
         except OSError as error:
-            raise UsageError(
-                f"{os_error_text(error)}; every arm is saved in {out_dir}, but no report. Make"
-                f" room, then write it with: fibjax report {out_dir}"
-            ) from None
+            raise out_of_room(error, "sweep", out_dir, None, unit="arm") from None
         except KeyboardInterrupt:
             progress.close()
             interrupted(

@@ -273,7 +273,7 @@ def fit(
     *,
     key: jax.Array,
     params: Any = None,
-    layout: str = "auto",
+    layout: str | ProgramLayout = "auto",
 ) -> FitResult:
     """Trains one model under one key, as one jitted call.
 

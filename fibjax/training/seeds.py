@@ -254,7 +254,7 @@ def fit_seeds(
     devices: Sequence[jax.Device] | None = None,
     program_cache: Path | bool = True,
     progress: bool | None = None,
-    layout: str = "auto",
+    layout: str | ProgramLayout = "auto",
 ) -> FitResult:
     """Trains one model under every seed in one compiled, vmapped and sharded call.
 
