@@ -6,7 +6,9 @@ For each model and seed count it measures:
     cleared before each), whole and its XLA part (``fibjax.training.program.compile_program``); the
     rest is tracing and lowering,
   - the steady-state throughput in seed-epochs per second (the best of ``--repeats`` timed
-    calls after a first, untimed one; shared machines make single calls noisy),
+    calls after a first, untimed one; shared machines make single calls noisy), each call
+    drawing its seeds' orders of the windows, and again reading orders drawn before
+    (``shared_seed_epochs_per_s``: what a comparison's or a sweep's other models see),
   - the compiled program's memory (arguments, outputs and temporaries, from XLA),
 and, as the baseline, the same model trained the way Keras and PyTorch train: a jitted update
 called from a Python loop once per batch. Results go to ``benchmarks/results/<machine>.json``.
@@ -172,15 +174,30 @@ class Measurer:
         memory = self.run.compiled.memory_analysis()
         program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
         program_bytes += memory.temp_size_in_bytes
-        return {"compile_s": compile_s, "xla_s": sum(xla_s), "program_mib": program_bytes / 2**20}
+        return {
+            "compile_s": compile_s,
+            "xla_s": sum(xla_s),
+            # The training program is compiled last; before it, a version that draws the
+            # windows' orders ahead compiles that program.
+            "xla_training_s": xla_s[-1],
+            "program_mib": program_bytes / 2**20,
+        }
 
     def time(self) -> dict:
-        """One call of the last compiled program, in seconds."""
+        """One call of the last compiled program, in seconds: ``run_s`` drawing the seeds'
+        orders of the windows, ``shared_s`` reading those a first model drew (as a comparison's
+        second model does; the same as ``run_s`` for versions that draw them in the program)."""
         import jax
 
+        orders = getattr(self.modules["program_cache"], "ORDERS", None)
+        if orders is not None:
+            orders.clear()
         start = time.perf_counter()
         jax.block_until_ready(self.run())
-        return {"run_s": time.perf_counter() - start}
+        run_s = time.perf_counter() - start
+        start = time.perf_counter()
+        jax.block_until_ready(self.run())
+        return {"run_s": run_s, "shared_s": time.perf_counter() - start}
 
     def python_loop(self, cell: str, model: str) -> dict:
         """One seed trained by a jitted update called once per batch from Python."""
@@ -316,9 +333,12 @@ def measure_row(workers: dict[str, Worker], args, cell: str, model: str, seeds: 
         for name in names if repeat % 2 == 0 else names[::-1]:
             compiles[name].append(workers[name].ask("compile", **program))
     times = {name: [] for name in names}
+    shared = {name: [] for name in names}
     for repeat in range(args.repeats):
         for name in names if repeat % 2 == 0 else names[::-1]:
-            times[name].append(workers[name].ask("time")["run_s"])
+            timed = workers[name].ask("time")
+            times[name].append(timed["run_s"])
+            shared[name].append(timed["shared_s"])
     row = {"cell": cell, "model": model, "seeds": seeds}
     for name in names:
         prefix = "" if name == "new" else "baseline_"
@@ -328,15 +348,21 @@ def measure_row(workers: dict[str, Worker], args, cell: str, model: str, seeds: 
             {
                 f"{prefix}compile_s": fastest["compile_s"],
                 f"{prefix}xla_compile_s": fastest["xla_s"],
+                f"{prefix}xla_training_s": fastest.get("xla_training_s", fastest["xla_s"]),
                 f"{prefix}compile_s_all": [c["compile_s"] for c in compiles[name]],
                 f"{prefix}run_s": run_s,
                 f"{prefix}run_s_all": times[name],
                 f"{prefix}seed_epochs_per_s": seeds * args.epochs / run_s,
+                f"{prefix}shared_s_all": shared[name],
+                f"{prefix}shared_seed_epochs_per_s": seeds * args.epochs / min(shared[name]),
                 f"{prefix}program_mib": fastest["program_mib"],
             }
         )
     if "baseline" in workers:
         row["ratio"] = row["seed_epochs_per_s"] / row["baseline_seed_epochs_per_s"]
+        row["shared_ratio"] = (
+            row["shared_seed_epochs_per_s"] / row["baseline_shared_seed_epochs_per_s"]
+        )
     return row
 
 

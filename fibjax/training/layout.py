@@ -37,6 +37,9 @@ class ProgramLayout:
       steps_per_iteration: training steps per iteration of the step loop (``lax.scan``'s
         ``unroll`` over the mini-batches).
       chunked: a device trains its seeds in chunks (:func:`default_chunk`), not all at once.
+      orders_ahead: every epoch's order of the windows is drawn before training, by a program
+        of its own that every model trained on the same seeds shares, instead of inside each
+        model's epoch loop.
     """
 
     name: str
@@ -44,13 +47,18 @@ class ProgramLayout:
     unroll_time: bool
     steps_per_iteration: int = 1
     chunked: bool = True
+    orders_ahead: bool = False
 
     def time_unroll(self, config: TrainConfig) -> int | bool:
         """The recurrent loops' ``unroll``: ``True`` (no loop) or the config's."""
         return True if self.unroll_time else config.unroll
 
 
-CPU_LAYOUT = ProgramLayout("cpu", seeds_last=True, unroll_time=False)
+# On a CPU the shuffle was a third of a training program's compile time and a fifth of the
+# vanilla model's epoch: drawn ahead, it is compiled once for every model of a comparison or a
+# sweep, and drawn once for all of them (benchmarks/NOTES.md). The accelerators' program keeps
+# it inside (not measured there; all epochs' orders of many seeds at once take much memory).
+CPU_LAYOUT = ProgramLayout("cpu", seeds_last=True, unroll_time=False, orders_ahead=True)
 # One step per iteration of the step loop until measured otherwise on a GPU
 # (benchmarks/accelerator.py measures 1, 2 and 4; benchmarks/NOTES.md).
 ACCELERATOR_LAYOUT = ProgramLayout("accelerator", seeds_last=False, unroll_time=True, chunked=False)
@@ -80,6 +88,36 @@ def program_layout(layout: str | ProgramLayout, platform: str) -> ProgramLayout:
     if layout == "auto":
         layout = "cpu" if platform == "cpu" else "accelerator"
     return CPU_LAYOUT if layout == "cpu" else ACCELERATOR_LAYOUT
+
+
+# Orders drawn ahead are held for every seed and epoch at once (and the last few sets are kept,
+# fibjax.training.program_cache.ORDERS): beyond this, about 5,400 seeds of the notebook's data at
+# 30 epochs, the program draws them in its epoch loop instead, in memory that does not grow with
+# the epochs. The same orders, so the same results, either way.
+ORDERS_AHEAD_BYTES = 1 << 28
+
+
+def order_itemsize(n_train: int) -> int:
+    """Bytes of one window's index in orders drawn ahead: ``uint16`` up to ``2**16`` windows."""
+    return 2 if n_train <= 2**16 else 4
+
+
+def orders_ahead_bytes(
+    config: TrainConfig, n_train: int, n_seeds: int, layout: ProgramLayout
+) -> int:
+    """The bytes of the orders drawn ahead for ``n_seeds`` seeds (padding included), or 0 when
+    the program draws them in its epoch loop: the layout does not draw ahead, nothing is
+    shuffled, or they would take more than :data:`ORDERS_AHEAD_BYTES`.
+
+    >>> orders_ahead_bytes(TrainConfig("vanilla"), 826, 64, CPU_LAYOUT)
+    3171840
+    >>> orders_ahead_bytes(TrainConfig("vanilla"), 826, 64, ACCELERATOR_LAYOUT)
+    0
+    """
+    if not (layout.orders_ahead and config.shuffle):
+        return 0
+    size = n_seeds * config.epochs * n_train * order_itemsize(n_train)
+    return size if size <= ORDERS_AHEAD_BYTES else 0
 
 
 # On a CPU, seeds train fastest in chunks of one to two hundred: measured on 2 cores

@@ -13,7 +13,13 @@ from fibjax.data import DataConfig, FibonacciData
 from fibjax.models import make_model
 from fibjax.training.config import TrainConfig
 from fibjax.training.evaluation import eval_block
-from fibjax.training.layout import ProgramLayout, default_chunk, device_layout, program_layout
+from fibjax.training.layout import (
+    ProgramLayout,
+    default_chunk,
+    device_layout,
+    orders_ahead_bytes,
+    program_layout,
+)
 
 # What a training holds for its data, measured with `/usr/bin/time` on `fibjax compare --scaling log
 # --seeds 2 --epochs 1` at 1e5 and 1e6 terms, on one and two CPU devices (32 and 64 seeds trained
@@ -107,7 +113,9 @@ def check_memory(
 
     The seeds are counted as the devices train them: padded so that every device trains as many,
     in chunks of at least :data:`fibjax.training.layout.MIN_CHUNK`
-    (:func:`fibjax.training.layout.device_layout`). ``layout``: the program's
+    (:func:`fibjax.training.layout.device_layout`), with the orders of the windows that the
+    layout draws ahead for every seed (:func:`fibjax.training.layout.orders_ahead_bytes`).
+    ``layout``: the program's
     (:func:`fibjax.training.layout.program_layout`); by default the devices' platform's. ``data``
     may be a :class:`~fibjax.data.DataConfig`, so that a data set too large to hold is refused
     before it is built.
@@ -115,9 +123,9 @@ def check_memory(
     layout = layout or program_layout("auto", devices[0].platform)
     chunk = default_chunk(config, data_shape(data)[2], layout)
     per_device, chunk = device_layout(n_seeds, len(devices), chunk)
-    need = memory_estimate(
-        config, data, per_device * len(devices), chunk * len(devices), n_params=n_params
-    )
+    padded = per_device * len(devices)
+    need = memory_estimate(config, data, padded, chunk * len(devices), n_params=n_params)
+    need += orders_ahead_bytes(config, data_shape(data)[0], padded, layout)
     have = memory_available(devices[0])
     if have is not None and devices[0].platform != "cpu":
         have *= len(devices)

@@ -10,6 +10,7 @@ with fibjax's XLA options; :func:`fit` runs one seed under ``jax.jit``
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -69,6 +70,41 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
     return order.astype(jnp.int32)
 
 
+def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A seed's key split into the keys of its initial weights and of its windows' order.
+
+    >>> init_key, order_key = split_key(jax.random.key(0))
+    """
+    init_key, order_key = jax.random.split(key)
+    return init_key, order_key
+
+
+def make_window_order(
+    config: TrainConfig, n_train: int, layout: str | ProgramLayout = "auto"
+) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """Builds ``order(order_key, epoch) -> <int32>[n_train]``, an epoch's order of the windows.
+
+    The order in which a seed's training reads its training windows in epoch ``epoch``
+    (``<int32>[]``, from 0): a fresh :func:`shuffled_order` under the epoch's key, or the windows
+    in turn when ``config.shuffle`` is off. ``order_key`` is the second key of
+    :func:`split_key`. Training draws it inside its epoch loop, or takes every epoch's order
+    drawn ahead (``orders`` of :func:`make_train_on`).
+
+    >>> order = make_window_order(TrainConfig("vanilla"), 5)
+    >>> sorted(order(split_key(jax.random.key(0))[1], 0).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    layout = program_layout(layout, default_platform())
+
+    def order(order_key: jax.Array, epoch: jax.Array) -> jax.Array:
+        if not config.shuffle:
+            return jnp.arange(n_train, dtype=jnp.int32)
+        epoch_key = threefry.fold_in(order_key, epoch)
+        return shuffled_order(epoch_key, n_train, network=layout.seeds_last)
+
+    return order
+
+
 def default_platform() -> str:
     """The platform of the device that ``jax.jit`` runs on by default (``jax.default_device``
     when set, else the default backend's).
@@ -101,11 +137,14 @@ def _first_failure(finite: jax.Array) -> jax.Array:
 def make_train_on(
     config: TrainConfig, layout: str | ProgramLayout = "auto"
 ) -> Callable[..., FitResult]:
-    """Builds ``train(key, windows, learning_rate, params=None) -> FitResult``.
+    """Builds ``train(key, windows, learning_rate, params=None, orders=None) -> FitResult``.
 
     The same training as :func:`make_train`, with the windows (:class:`Windows`) and the
     learning rate as arguments: traced, a compiled program serves every data set of the same
-    shapes and every learning rate (``config.learning_rate`` is not used).
+    shapes and every learning rate (``config.learning_rate`` is not used). ``orders``
+    (``<int>[epochs, n_train]``): every epoch's order of the training windows, drawn ahead by
+    :func:`make_window_order` from the key's :func:`split_key`; ``None``: each epoch draws its
+    own inside the epoch loop. The same orders give the same training either way.
 
     Args:
       config: the training protocol.
@@ -113,8 +152,8 @@ def make_train_on(
         the default device's platform's).
 
     Returns:
-      A pure function of a key, windows, a ``<float32>[]`` learning rate and optional starting
-      parameters, to be jitted or vmapped.
+      A pure function of a key, windows, a ``<float32>[]`` learning rate, optional starting
+      parameters and optional orders, to be jitted or vmapped.
 
     >>> from fibjax.data import fibonacci_windows
     >>> train = make_train_on(TrainConfig("vanilla", epochs=2))
@@ -133,17 +172,27 @@ def make_train_on(
     )
 
     def train(
-        key: jax.Array, windows: Windows, learning_rate: Any, params: Any = None
+        key: jax.Array,
+        windows: Windows,
+        learning_rate: Any,
+        params: Any = None,
+        orders: jax.Array | None = None,
     ) -> FitResult:
         optimizer = make_optimizer(config.optimizer, learning_rate)
-        init_key, order_key = jax.random.split(key)
+        init_key, order_key = split_key(key)
         if params is None:
             params = model.init(init_key, windows.train_x[:1])["params"]
         params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-        run_epoch = _epoch_runner(config, layout, model, optimizer, windows, order_key)
+        if orders is None:
+            # Each epoch draws its order inside the epoch loop.
+            window_order = make_window_order(config, windows.train_x.shape[0], layout)
+            epochs = jnp.arange(config.epochs)
+            xs, order_of = epochs, functools.partial(window_order, order_key)
+        else:
+            xs, order_of = orders, lambda order: order.astype(jnp.int32)
+        run_epoch = _epoch_runner(config, layout, model, optimizer, windows, order_of)
         carry = (params, optimizer.init(params))
-        epochs = jnp.arange(config.epochs)
-        (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, epochs)
+        (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, xs)
         train_mse, test_mse = train_test_mse(model, params, windows)
         return FitResult(
             params=params,
@@ -157,8 +206,9 @@ def make_train_on(
     return train
 
 
-def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_key) -> Callable:
-    """``run_epoch(carry, epoch) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``."""
+def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_of) -> Callable:
+    """``run_epoch(carry, x) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``;
+    ``order_of(x)`` is the epoch's order of the training windows."""
     n_train, batch = windows.train_x.shape[0], config.batch_size
     n_full, remainder = divmod(n_train, batch)
 
@@ -170,14 +220,8 @@ def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    def epoch_order(epoch):
-        if not config.shuffle:
-            return jnp.arange(n_train)
-        epoch_key = threefry.fold_in(order_key, epoch)
-        return shuffled_order(epoch_key, n_train, network=layout.seeds_last)
-
-    def run_epoch(carry, epoch):
-        order = epoch_order(epoch)
+    def run_epoch(carry, x):
+        order = order_of(x)
         batches = order[: n_full * batch].reshape(n_full, batch)
         carry, losses = jax.lax.scan(update, carry, batches, unroll=layout.steps_per_iteration)
         total = jnp.sum(losses) * batch

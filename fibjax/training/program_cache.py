@@ -136,6 +136,7 @@ class ProgramMemo:
         self.maxsize = maxsize
         self._items: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}
 
     def get(self, key: str) -> Any | None:
         """The program kept under ``key`` (now the most recently used), or ``None``."""
@@ -144,6 +145,24 @@ class ProgramMemo:
                 return None
             self._items.move_to_end(key)
             return self._items[key]
+
+    def get_or_make(self, key: str, make: Callable[[], Any]) -> Any:
+        """The program kept under ``key``, or ``make()``'s, kept first.
+
+        Threads asking for the same key at once wait for one ``make()`` (a sweep compiles
+        programs in threads, and two of them may need the same one).
+        """
+        with self._lock:
+            key_lock = self._making.setdefault(key, threading.Lock())
+        with key_lock:
+            found = self.get(key)
+            if found is None:
+                found = make()
+                self.put(key, found)
+        with self._lock:
+            if not key_lock.locked():
+                self._making.pop(key, None)
+        return found
 
     def put(self, key: str, program: Any) -> None:
         """Keeps ``program`` under ``key``, dropping the least recently used beyond ``maxsize``."""
@@ -165,6 +184,11 @@ class ProgramMemo:
 # Eight programs: both arms of a comparison at a few seed counts or data shapes. Each holds a
 # compiled executable of a few MB; fibjax.training.program_cache.COMPILED.clear() frees them.
 COMPILED = ProgramMemo(maxsize=8)
+# The orders of the training windows last drawn ahead (fibjax.training.seeds.SeedOrders), by
+# seeds and shapes: a comparison's models, and a sweep's at each of its (three by default)
+# windows, train on the same seeds and read the same orders. A set is at most
+# fibjax.training.layout.ORDERS_AHEAD_BYTES (about 3 MB for the default comparison).
+ORDERS = ProgramMemo(maxsize=3)
 
 
 def memo_key(parts: Mapping[str, Any], devices: Sequence[Any], folder: Path | None) -> str:

@@ -9,13 +9,13 @@ checked against memory first (:mod:`fibjax.training.memory`); :class:`CompiledSe
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
@@ -25,9 +25,21 @@ from fibjax.training import program_cache as program_cache_lib
 from fibjax.training import progress as progress_lib
 from fibjax.training import runtime as runtime_lib
 from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
-from fibjax.training.layout import ProgramLayout, default_chunk, device_layout, program_layout
+from fibjax.training.layout import (
+    ProgramLayout,
+    default_chunk,
+    device_layout,
+    order_itemsize,
+    orders_ahead_bytes,
+    program_layout,
+)
 from fibjax.training.memory import check_memory
-from fibjax.training.program import compile_program, make_train_on
+from fibjax.training.program import (
+    compile_program,
+    make_train_on,
+    make_window_order,
+    split_key,
+)
 
 
 def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
@@ -38,6 +50,63 @@ def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
         return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
     return jax.tree.map(place, tree)
+
+
+# Rows of orders sorted at once by the orders program: the bitonic network's batch
+# (fibjax.training.sorting), 0.4 MB of 826 windows, which stays in cache.
+ORDER_ROWS = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedOrders:
+    """Every epoch's order of the training windows for a list of seeds, drawn by a compiled
+    program of its own; call it with the seeds to draw them.
+
+    The orders depend only on the seeds, the number of training windows and the epochs, so
+    every model trained on the same seeds shares them: the last ones drawn are kept in
+    :data:`fibjax.training.program_cache.ORDERS`, and a comparison's or a sweep's second model
+    reads them instead of drawing them again.
+
+    Attributes:
+      compiled: the program, ``<uint32>[padded] -> <uint16|int32>[padded, epochs, n_train]``.
+      key: what the orders are drawn from (the program and the seeds), for the memo.
+    """
+
+    compiled: Any
+    key: str
+
+    def __call__(self, seeds: jax.Array) -> jax.Array:
+        """The orders of ``seeds``, the seeds of :attr:`key` placed as the training's are."""
+        return program_cache_lib.ORDERS.get_or_make(self.key, lambda: self.compiled(seeds))
+
+
+def _orders_program(
+    config: TrainConfig, n_train: int, layout: ProgramLayout, mesh: jax.sharding.Mesh
+) -> Callable[[jax.Array], jax.Array]:
+    """``jit(shard_map(...))`` drawing every epoch's order of each seed's windows.
+
+    A device's seeds × epochs orders are drawn as one list of rows, :data:`ORDER_ROWS` at a
+    time (padded to whole blocks, the padding dropped), so that the shuffle's sort runs as wide
+    as the network wants whatever the seeds and epochs; each row is the same bits as the one
+    the training would draw in its epoch loop (:func:`fibjax.training.program.make_window_order`).
+    """
+    window_order = make_window_order(config, n_train, layout)
+    dtype = np.uint16 if order_itemsize(n_train) == 2 else np.int32
+    epochs = config.epochs
+
+    def orders_seeds(local_seeds):
+        order_keys = jax.vmap(lambda key: split_key(key)[1])(seed_keys(local_seeds))
+        rows = local_seeds.shape[0] * epochs
+        block = min(ORDER_ROWS, rows)
+        row = jnp.arange(-(-rows // block) * block) % rows
+        flat = (order_keys[row // epochs], row % epochs)
+        drawn = jax.lax.map(lambda ke: window_order(*ke).astype(dtype), flat, batch_size=block)
+        return drawn[:rows].reshape(local_seeds.shape[0], epochs, n_train)
+
+    seeds = P("seeds")
+    return jax.jit(
+        jax.shard_map(orders_seeds, mesh=mesh, in_specs=seeds, out_specs=seeds, check_vma=False)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +121,8 @@ class CompiledSeeds:
       windows: the windows it was compiled for (replicated on every device).
       n_seeds: how many leading results are real; the rest is padding.
       n_rates: learning rates, or ``None`` when it was compiled for the config's one.
+      orders: the seeds' orders of the windows, drawn ahead (:class:`SeedOrders`), or ``None``
+        when the program draws them in its epoch loop.
     """
 
     compiled: Any
@@ -60,6 +131,7 @@ class CompiledSeeds:
     windows: Windows
     n_seeds: int
     n_rates: int | None = None
+    orders: SeedOrders | None = None
 
     @property
     def devices(self) -> tuple[jax.Device, ...]:
@@ -74,7 +146,8 @@ class CompiledSeeds:
           when compiled for a list of learning rates.
         """
         windows = self.windows if data is None else self._same_shapes(data)
-        result = self.compiled(self.seeds, self.rates, windows)
+        orders = () if self.orders is None else (self.orders(self.seeds),)
+        result = self.compiled(self.seeds, self.rates, windows, *orders)
         if not self.seeds.is_fully_addressable:
             # Seeds trained by other processes (jax.distributed): every process gets them all.
             result = multihost_utils.process_allgather(result, tiled=True)
@@ -93,12 +166,13 @@ class CompiledSeeds:
 
 
 def _seeds_program(
-    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int
-) -> Callable[[jax.Array, jax.Array, Windows], FitResult]:
+    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int, orders: bool
+) -> Callable[..., FitResult]:
     """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
-    after another; the learning rates and the windows replicated."""
+    after another; the learning rates and the windows replicated, the orders (when ``orders``)
+    sharded with the seeds."""
 
-    def train_seeds(local_seeds, rates, windows):
+    def train_seeds(local_seeds, rates, windows, *local_orders):
         # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
         local_keys = seed_keys(local_seeds)
@@ -108,8 +182,10 @@ def _seeds_program(
             # The rate is one traced scalar for the whole chunk, not a vmapped value: so each
             # seed's arithmetic is the same whatever the chunk's width, and a seed's result
             # does not depend on how the seeds were spread over devices.
-            train = functools.partial(train_on, windows=windows, learning_rate=learning_rate)
-            return jax.lax.map(train, local_keys, batch_size=batch_size)
+            def train(key_orders):
+                return train_on(key_orders[0], windows, learning_rate, None, *key_orders[1:])
+
+            return jax.lax.map(train, (local_keys, *local_orders), batch_size=batch_size)
 
         return jax.lax.map(at_rate, rates)
 
@@ -118,7 +194,7 @@ def _seeds_program(
         jax.shard_map(
             train_seeds,
             mesh=mesh,
-            in_specs=(seeds, P(), P()),
+            in_specs=(seeds, P(), P(), *([seeds] if orders else [])),
             out_specs=P(None, "seeds"),
             check_vma=False,
         )
@@ -196,8 +272,10 @@ def compile_seeds(
     rates_arg = _global(np.asarray(rates, np.float32), replicated)
     windows = _global(Windows.of(data), replicated)
 
+    orders_args = _orders_spec(config, data, len(padded), layout, mesh)
+
     def trace() -> Callable[..., FitResult]:
-        return _seeds_program(make_train_on(config, layout), mesh, chunk)
+        return _seeds_program(make_train_on(config, layout), mesh, chunk, bool(orders_args))
 
     parts = {
         # The learning rates and the windows' values are arguments: not part of the key.
@@ -207,16 +285,17 @@ def compile_seeds(
         "padded_seeds": len(padded),
         "chunk": chunk,
         "layout": dataclasses.asdict(layout),
+        "orders_ahead": bool(orders_args),
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
     compiled = program_cache_lib.COMPILED.get(memo_key)
     if compiled is None:
         if program_cache is None:
-            lowered = trace().lower(seeds_arg, rates_arg, windows)
+            lowered = trace().lower(seeds_arg, rates_arg, windows, *orders_args)
         else:
             lowered = program_cache_lib.lower_cached(
-                program_cache, parts, trace, seeds_arg, rates_arg, windows
+                program_cache, parts, trace, seeds_arg, rates_arg, windows, *orders_args
             )
         # Checked once the program is traced, from its parameters' shapes: before XLA's
         # compilation, the long part, without tracing the model once more to count them.
@@ -226,6 +305,9 @@ def compile_seeds(
         )
         compiled = compile_program(lowered, platform)
         program_cache_lib.COMPILED.put(memo_key, compiled)
+    orders = None
+    if orders_args:
+        orders = _compile_orders(config, data, padded, layout, mesh, program_cache)
     return CompiledSeeds(
         compiled=compiled,
         seeds=seeds_arg,
@@ -233,7 +315,57 @@ def compile_seeds(
         windows=windows,
         n_seeds=len(seeds),
         n_rates=None if learning_rates is None else len(rates),
+        orders=orders,
     )
+
+
+def _orders_spec(
+    config: TrainConfig,
+    data: FibonacciData,
+    n_padded: int,
+    layout: ProgramLayout,
+    mesh: jax.sharding.Mesh,
+) -> tuple[jax.ShapeDtypeStruct, ...]:
+    """The orders argument of the training program: ``()`` when it draws them in its epoch loop
+    (the layout does not draw ahead, nothing is shuffled, or they would take too much memory),
+    else the shape of the seeds' orders drawn ahead, sharded with the seeds."""
+    n_train = data.train_x.shape[0]
+    if not orders_ahead_bytes(config, n_train, n_padded, layout):
+        return ()
+    dtype = np.uint16 if order_itemsize(n_train) == 2 else np.int32
+    sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
+    return (jax.ShapeDtypeStruct((n_padded, config.epochs, n_train), dtype, sharding=sharding),)
+
+
+def _compile_orders(
+    config: TrainConfig,
+    data: FibonacciData,
+    padded: Sequence[int],
+    layout: ProgramLayout,
+    mesh: jax.sharding.Mesh,
+    program_cache: Path | None,
+) -> SeedOrders:
+    """The compiled program that draws the orders of the seeds ``padded`` ahead
+    (:func:`_orders_program`), from this process's memo when it has it."""
+    devices = list(mesh.devices.flat)
+    n_train = data.train_x.shape[0]
+    parts = {
+        "orders": {"n_train": n_train, "epochs": config.epochs, "layout": layout.name},
+        "padded_seeds": len(padded),
+        "devices": [devices[0].platform, devices[0].device_kind, len(devices)],
+    }
+    key = program_cache_lib.memo_key(parts, devices, program_cache)
+
+    def make():
+        seeds = jax.ShapeDtypeStruct(
+            (len(padded),), np.uint32, sharding=jax.sharding.NamedSharding(mesh, P("seeds"))
+        )
+        lowered = _orders_program(config, n_train, layout, mesh).lower(seeds)
+        return compile_program(lowered, devices[0].platform)
+
+    compiled = program_cache_lib.COMPILED.get_or_make(key, make)
+    drawn = key + program_cache_lib.array_digest([np.asarray(padded, np.uint32)])
+    return SeedOrders(compiled=compiled, key=drawn)
 
 
 def _check_rates(config: TrainConfig, learning_rates: Sequence[float] | None) -> tuple[float, ...]:

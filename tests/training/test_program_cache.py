@@ -1,5 +1,9 @@
 """Traced training programs kept on disk: same results, no tracing on a hit, safe misses."""
 
+import concurrent.futures
+import threading
+import time
+
 import chex
 import jax
 import numpy as np
@@ -10,6 +14,7 @@ from fibjax.results import provenance
 from fibjax.training import program_cache
 from fibjax.training import seeds as seeds_lib
 from fibjax.training.config import TrainConfig
+from fibjax.training.program_cache import ProgramMemo
 from fibjax.training.seeds import compile_seeds
 
 SMALL = fibonacci_windows(n_terms=80, window=6)
@@ -152,3 +157,20 @@ def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path):
     result = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=blocked / "programs")()
     chex.assert_shape(result.test_mse, (len(SEEDS),))
     assert blocked.read_text() == "not a folder"
+
+
+def test_threads_asking_for_one_program_make_it_once():
+    memo, made, started = ProgramMemo(maxsize=2), [], threading.Barrier(4)
+
+    def make():
+        made.append(1)
+        time.sleep(0.05)
+        return "program"
+
+    def ask():
+        started.wait()
+        return memo.get_or_make("a", make)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: ask(), range(4)))
+    assert got == ["program"] * 4 and made == [1]

@@ -1,6 +1,7 @@
 """Many seeds in one call: equal to one seed at a time, and to itself when sharded."""
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from fibjax.data import fibonacci_windows
 from fibjax.models import POOLINGS, init_params
+from fibjax.training import layout as layout_lib
+from fibjax.training import program_cache
 from fibjax.training.config import TrainConfig
 from fibjax.training.program import fit
 from fibjax.training.runtime import xla_flags
@@ -202,3 +205,57 @@ def test_a_seeds_result_does_not_depend_on_its_chunk():
     more = compile_seeds(config, SMALL, range(100), devices=one_device)()
     chex.assert_trees_all_equal(whole, chunks)
     chex.assert_trees_all_equal(whole, jax.tree.map(lambda leaf: leaf[:70], more))
+
+
+# ----------------------------------------------------------------- orders drawn ahead (CPU)
+
+
+def _reference_order(key, n):
+    """The documented shuffle in NumPy: each index packed under jax.random's bits, sorted,
+    in as many rounds as make ties negligible (fibjax.training.program.shuffled_order)."""
+    index_bits = max(1, (n - 1).bit_length())
+    rounds = max(1, math.ceil(3 * math.log(n) / ((32 - index_bits) * math.log(2))))
+    low, index, order = (1 << index_bits) - 1, np.arange(n, dtype=np.uint32), np.arange(n)
+    for round_key in jax.random.split(key, rounds):
+        noise = np.asarray(jax.random.bits(round_key, (n,), jnp.uint32)) & ~np.uint32(low)
+        order = order[np.sort(noise | index) & low]
+    return order
+
+
+@pytest.mark.parametrize("epochs", [2, 4])  # 64 rows sorted by jax.lax.sort, 128 by the network
+def test_orders_drawn_ahead_follow_the_shuffle(epochs):
+    # On a CPU the orders are drawn before training, by a program of their own; each is the
+    # shuffle under the seed's order key for the epoch, computed here in NumPy.
+    config = TrainConfig("vanilla", epochs=epochs)
+    run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+    assert run.orders is not None
+    orders = np.asarray(run.orders(run.seeds))
+    n = SMALL.train_x.shape[0]
+    chex.assert_shape(orders, (32, epochs, n))  # padded to the smallest chunk
+    for i, seed in enumerate(SEEDS):
+        order_key = jax.random.split(jax.random.key(seed))[1]
+        for epoch in range(epochs):
+            expected = _reference_order(jax.random.fold_in(order_key, epoch), n)
+            np.testing.assert_array_equal(orders[i, epoch], expected)
+
+
+def test_models_read_the_orders_drawn_once():
+    program_cache.ORDERS.clear()
+    runs = [
+        compile_seeds(TrainConfig(model, epochs=2), SMALL, SEEDS, devices=jax.devices()[:1])
+        for model in ("vanilla", "attention")
+    ]
+    first, second = (run.orders(run.seeds) for run in runs)
+    assert first is second and len(program_cache.ORDERS) == 1
+    other = compile_seeds(TrainConfig("vanilla", epochs=2), SMALL, SEEDS[:4])
+    assert other.orders(other.seeds) is not first
+
+
+def test_orders_too_large_to_hold_are_drawn_in_the_epoch_loop(batched, monkeypatch):
+    # Past ORDERS_AHEAD_BYTES the program draws each epoch's order itself: the same orders, so
+    # the same bits (CPU).
+    config, ahead = batched
+    monkeypatch.setattr(layout_lib, "ORDERS_AHEAD_BYTES", 0)
+    run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+    assert run.orders is None
+    chex.assert_trees_all_equal(run(), ahead)
