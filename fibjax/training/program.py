@@ -1,9 +1,10 @@
 """Training with the notebook's protocol, as one pure function of a PRNG key.
 
 :func:`make_train` builds ``train(key) -> FitResult``: ``lax.scan`` over epochs, a fresh
-permutation of the training windows each epoch (:func:`shuffled_order`), ``lax.scan`` over
-mini-batches with the Optax update inside. :func:`make_train_on` is the same training with the
-windows and the learning rate as arguments. :func:`compile_program` compiles a lowered program
+permutation of the training windows each epoch (:func:`shuffled_order`, drawn by
+:func:`make_window_order`), ``lax.scan`` over mini-batches with the Optax update inside.
+:func:`make_train_on` is the same training with the windows, the learning rate and optionally
+every epoch's order (drawn ahead) as arguments. :func:`compile_program` compiles a lowered program
 with fibjax's XLA options; :func:`fit` runs one seed under ``jax.jit``
 (:func:`fibjax.training.seeds.fit_seeds` runs many).
 """

@@ -6,7 +6,9 @@ each call of the hash as a loop of five iterations, a loop to compile at every c
 shuffle calls it three times an epoch (``fibjax.training.program.shuffled_order``). Written out,
 the rounds fuse into the code around them: the vanilla model's training program compiled in 1.37
 s instead of 1.59 s and the attention model's in 1.63 s instead of 2.33 s, and both trained 5-10%
-faster, with the same results (benchmarks/NOTES.md). Keys of another kind, or a JAX configured
+faster, with the same results (benchmarks/NOTES.md). On a CPU the shuffle has since moved to a
+program of its own that draws every epoch's order ahead (``fibjax.training.seeds``); the
+accelerators' program and ``fit`` still draw them in their epoch loop. Keys of another kind, or a JAX configured
 for the older threefry, go to ``jax.random`` itself.
 """
 
