@@ -92,11 +92,11 @@ def program_layout(layout: str | ProgramLayout, platform: str) -> ProgramLayout:
     return CPU_LAYOUT if layout == "cpu" else ACCELERATOR_LAYOUT
 
 
-# Orders drawn ahead are held for every seed and epoch at once (and the last few sets are kept,
-# fibjax.training.program_cache.ORDERS): beyond this, about 5,400 seeds of the notebook's data at
-# 30 epochs, the program draws them in its epoch loop instead, in memory that does not grow with
-# the epochs. The same orders, so the same results, either way.
-ORDERS_AHEAD_BYTES = 1 << 28
+# Orders drawn ahead are held for every seed and epoch at once, and this process keeps the last
+# three sets (fibjax.training.program_cache.ORDERS): beyond this, about 2,700 seeds of the
+# notebook's data at 30 epochs, the program draws them in its epoch loop instead, in memory that
+# does not grow with the epochs. The same orders, so the same results, either way.
+ORDERS_AHEAD_BYTES = 1 << 27
 
 
 def order_itemsize(n_train: int) -> int:

@@ -8,8 +8,8 @@ the rounds fuse into the code around them: the vanilla model's training program 
 s instead of 1.59 s and the attention model's in 1.63 s instead of 2.33 s, and both trained 5-10%
 faster, with the same results (benchmarks/NOTES.md). On a CPU the shuffle has since moved to a
 program of its own that draws every epoch's order ahead (``fibjax.training.seeds``); the
-accelerators' program and ``fit`` still draw them in their epoch loop. Keys of another kind, or a JAX configured
-for the older threefry, go to ``jax.random`` itself.
+accelerators' program and ``fit`` still draw them in their epoch loop. Keys of another kind, or a
+JAX configured for the older threefry, go to ``jax.random`` itself.
 """
 
 from __future__ import annotations
