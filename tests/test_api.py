@@ -30,11 +30,11 @@ def test_a_second_fit_seeds_compiles_nothing(monkeypatch):
     first = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
     again = fit_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=False)
     others = fit_seeds(CONFIG, SMALL, [3, 4, 5], program_cache=False)  # keys are arguments
-    assert len(compiled) == 1
+    assert len(compiled) == 2  # the training and, on a CPU, the orders of the windows
     chex.assert_trees_all_equal(again, first)
     program_cache.COMPILED.clear()
     fresh = fit_seeds(CONFIG, SMALL, [3, 4, 5], program_cache=False)
-    assert len(compiled) == 2
+    assert len(compiled) == 4
     chex.assert_trees_all_equal(others, fresh)  # a reused program gives the same bits
 
 
