@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -269,17 +270,24 @@ class SweepProgress:
     compile_workers: int = 1
 
 
-def compile_workers(n_programs: int, peers: Peers) -> int:
-    """Programs a sweep compiles at once: two where there are cores to spare, else one.
+def compile_workers(n_programs: int, peers: Peers, cores: int | None = None) -> int:
+    """Programs a sweep compiles at once: one for every two cores (at least two), else one.
 
-    XLA's CPU compiler already runs about 1.4 cores for one program (measured on 2 cores,
-    benchmarks/NOTES.md): one program more keeps every core busy, and each program ahead is held in
-    memory until its arms train. A run across processes compiles in order, as every process must
-    build the same programs in the same order.
+    XLA's CPU compiler runs about 1.4 cores for one program (measured on 2 cores,
+    benchmarks/NOTES.md), so a program for every two cores keeps them busy, beside the training
+    (on 2 cores, one or two at once took the same time; more cores were not measured). Each
+    program ahead is held in memory (a few MB) until its arms train. A run across processes
+    compiles in order, as every process must build the same programs in the same order.
+
+    >>> compile_workers(24, Peers(), cores=16), compile_workers(24, Peers(), cores=2)
+    (8, 2)
+    >>> compile_workers(24, Peers(index=0, count=2), cores=16)
+    1
     """
     if peers.count > 1 or n_programs < 2:
         return 1
-    return 2
+    cores = cores or os.cpu_count() or 1
+    return min(n_programs, max(2, cores // 2))
 
 
 def run_sweep(
