@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from fibjax.models import cell_entry, pooling_entry
 from fibjax.training.config import TrainConfig
 
@@ -99,9 +101,13 @@ def program_layout(layout: str | ProgramLayout, platform: str) -> ProgramLayout:
 ORDERS_AHEAD_BYTES = 1 << 27
 
 
-def order_itemsize(n_train: int) -> int:
-    """Bytes of one window's index in orders drawn ahead: ``uint16`` up to ``2**16`` windows."""
-    return 2 if n_train <= 2**16 else 4
+def order_dtype(n_train: int) -> np.dtype:
+    """The type of a window's index in orders drawn ahead: ``uint16`` up to ``2**16`` windows.
+
+    >>> order_dtype(826), order_dtype(10**5)
+    (dtype('uint16'), dtype('int32'))
+    """
+    return np.dtype(np.uint16 if n_train <= 2**16 else np.int32)
 
 
 def orders_ahead_bytes(
@@ -118,7 +124,7 @@ def orders_ahead_bytes(
     """
     if not (layout.orders_ahead and config.shuffle):
         return 0
-    size = n_seeds * config.epochs * n_train * order_itemsize(n_train)
+    size = n_seeds * config.epochs * n_train * order_dtype(n_train).itemsize
     return size if size <= ORDERS_AHEAD_BYTES else 0
 
 

@@ -29,7 +29,7 @@ from fibjax.training.layout import (
     ProgramLayout,
     default_chunk,
     device_layout,
-    order_itemsize,
+    order_dtype,
     orders_ahead_bytes,
     program_layout,
 )
@@ -91,8 +91,7 @@ def _orders_program(
     the training would draw in its epoch loop (:func:`fibjax.training.program.make_window_order`).
     """
     window_order = make_window_order(config, n_train, layout)
-    dtype = np.uint16 if order_itemsize(n_train) == 2 else np.int32
-    epochs = config.epochs
+    dtype, epochs = order_dtype(n_train), config.epochs
 
     def orders_seeds(local_seeds):
         order_keys = jax.vmap(lambda key: split_key(key)[1])(seed_keys(local_seeds))
@@ -224,7 +223,10 @@ def compile_seeds(
     learning rate. The seeds are padded with copies of the last one, whose results are
     dropped, so that every device trains as many and no chunk is narrower than
     :data:`fibjax.training.layout.MIN_CHUNK` (:func:`fibjax.training.layout.device_layout`): a
-    seed's result is then the same bits however many devices and processes share the work.
+    seed's result is then the same bits however many devices and processes share the work. In
+    the CPU layout the seeds' orders of the windows are drawn ahead by a program of their own,
+    which every model on the same seeds shares (:class:`SeedOrders`); the same orders the
+    training would draw in its epoch loop.
 
     Args:
       config: the training protocol (its ``learning_rate`` unless ``learning_rates`` is given).
@@ -332,9 +334,9 @@ def _orders_spec(
     n_train = data.train_x.shape[0]
     if not orders_ahead_bytes(config, n_train, n_padded, layout):
         return ()
-    dtype = np.uint16 if order_itemsize(n_train) == 2 else np.int32
+    shape = (n_padded, config.epochs, n_train)
     sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-    return (jax.ShapeDtypeStruct((n_padded, config.epochs, n_train), dtype, sharding=sharding),)
+    return (jax.ShapeDtypeStruct(shape, order_dtype(n_train), sharding=sharding),)
 
 
 def _compile_orders(
