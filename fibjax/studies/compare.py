@@ -36,9 +36,10 @@ from fibjax.models import (
     predict,
 )
 from fibjax.results import provenance, storage
+from fibjax.studies.compiles import CompilesAhead, compile_workers
 from fibjax.training import runtime
 from fibjax.training.config import TrainConfig, check_seeds
-from fibjax.training.seeds import compile_seeds
+from fibjax.training.seeds import CompiledSeeds, compile_seeds
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "fibjax-comparison/1"
@@ -199,23 +200,17 @@ def train_arm(
     label: str,
     model: str,
     seeds: tuple[int, ...],
+    run: CompiledSeeds,
+    compile_s: float,
     progress: Any = None,
-    program_cache: Path | None = None,
     on_training: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Trains one arm under all its seeds in one compiled call; returns what is saved of it.
+    """Trains one arm under all its seeds with its compiled program ``run``; returns what is
+    saved of it (``compile_s``, the seconds ``run`` took to compile, among it).
 
-    ``program_cache`` is passed on to :func:`fibjax.training.seeds.compile_seeds`;
     ``on_training`` is called with the label once the training is dispatched.
     """
     train_config = config.train_config(model)
-    if progress is not None:
-        progress.phase(f"compiling {label} ({len(seeds)} seeds)")
-    start = time.perf_counter()
-    # No per-epoch host callback: JAX does not cache programs that hold one, and a second run
-    # should not compile again. The progress line shows the elapsed time instead.
-    run = compile_seeds(train_config, data, seeds, program_cache=program_cache)
-    compile_s = time.perf_counter() - start
     if progress is not None:
         on = runtime.devices_in_words(run.devices)
         progress.phase(f"training {label} ({len(seeds)} seeds, {config.epochs} epochs, on {on})")
@@ -457,14 +452,26 @@ def run_comparison(
     decided = peers.decide(plan, (storage.ResultFileError,))
     config = config_from_dict(decided["config"])
     data = windows_from_config(config.data)
-    for label, model, seeds in config.arms():
-        if label not in decided["todo"]:
-            continue
-        trained = train_arm(config, data, label, model, seeds, progress, program_cache, on_training)
-        if not peers.main:
-            continue  # process 0 keeps the results
-        arms[label] = trained
-        storage.write_npz(arm_path(out_dir, label), arms[label])
-        if on_saved is not None:
-            on_saved(label)
+    todo = [arm for arm in config.arms() if arm[0] in decided["todo"]]
+
+    def compile_arm(index: int) -> CompiledSeeds:
+        _, model, seeds = todo[index]
+        # No per-epoch host callback: JAX does not cache programs that hold one, and a second
+        # run should not compile again. The progress line shows the elapsed time instead.
+        return compile_seeds(config.train_config(model), data, seeds, program_cache=program_cache)
+
+    workers = compile_workers(len(todo), peers)
+    with CompilesAhead(compile_arm, len(todo), workers) as programs:
+        for index, (label, model, seeds) in enumerate(todo):
+            what = f"compiling {label} ({len(seeds)} seeds)"
+            run, compile_s = programs.get(index, progress, what)
+            trained = train_arm(
+                config, data, label, model, seeds, run, compile_s, progress, on_training
+            )
+            if not peers.main:
+                continue  # process 0 keeps the results
+            arms[label] = trained
+            storage.write_npz(arm_path(out_dir, label), arms[label])
+            if on_saved is not None:
+                on_saved(label)
     return arms

@@ -12,11 +12,8 @@ to one sweep.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import itertools
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from flax.traverse_util import flatten_dict
 from fibjax.cluster.distributed import Peers
 from fibjax.data import windows_from_config
 from fibjax.results import provenance, storage
+from fibjax.studies.compiles import CompilesAhead, compile_workers
 from fibjax.studies.sweep_grid import Arm, SweepConfig, config_from_dict, parse_shard, shard_arms
 from fibjax.training import runtime
 from fibjax.training.seeds import compile_seeds
@@ -270,26 +268,6 @@ class SweepProgress:
     compile_workers: int = 1
 
 
-def compile_workers(n_programs: int, peers: Peers, cores: int | None = None) -> int:
-    """Programs a sweep compiles at once: one for every two cores (at least two), else one.
-
-    XLA's CPU compiler runs about 1.4 cores for one program (measured on 2 cores,
-    benchmarks/NOTES.md), so a program for every two cores keeps them busy, beside the training
-    (on 2 cores, one or two at once took the same time; more cores were not measured). Each
-    program ahead is held in memory (a few MB) until its arms train. A run across processes
-    compiles in order, as every process must build the same programs in the same order.
-
-    >>> compile_workers(24, Peers(), cores=16), compile_workers(24, Peers(), cores=2)
-    (8, 2)
-    >>> compile_workers(24, Peers(index=0, count=2), cores=16)
-    1
-    """
-    if peers.count > 1 or n_programs < 2:
-        return 1
-    cores = cores or os.cpu_count() or 1
-    return min(n_programs, max(2, cores // 2))
-
-
 def run_sweep(
     out_dir: Path,
     *,
@@ -334,9 +312,26 @@ def run_sweep(
     todo = [arm for arm in shard_arms(config, shard) if arm.name in decided["todo"]]
     groups = [list(group) for _, group in itertools.groupby(todo, key=Arm.program)]
     done.compile_workers = compile_workers(len(groups), peers)
-    with _CompilesAhead(config, groups, done, program_cache) as programs:
+
+    def compile_group(index: int):
+        arm = groups[index][0]
+        train = config.train_config(arm.cell, arm.model, arm.hidden)
+        data = windows_from_config(config.data_config(arm.window, arm.scaling))
+        return compile_seeds(
+            train,
+            data,
+            config.seeds,
+            learning_rates=config.learning_rates,
+            program_cache=program_cache,
+        )
+
+    with CompilesAhead(compile_group, len(groups), done.compile_workers) as programs:
         for index, group in enumerate(groups):
-            run = programs.get(index, progress)
+            arm = group[0]
+            what = f"compiling {arm.cell}-{arm.model}-h{arm.hidden}-w{arm.window}"
+            run, seconds = programs.get(index, progress, what)
+            done.compile_s, done.programs = done.compile_s + seconds, done.programs + 1
+            done.wait_s = programs.wait_s
             _train_group(config, group, run, out_dir, arms, done, progress, len(todo), peers)
     return arms
 
@@ -353,66 +348,6 @@ def _train_group(config, group, run, out_dir, arms, done, progress, n_todo, peer
             arms[arm.name] = trained
             storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
         done.saved.append(arm.name)
-
-
-class _CompilesAhead:
-    """Compiles a sweep's programs in order, up to ``done.compile_workers`` at once, in threads.
-
-    XLA's compiler releases the GIL, so the next program compiles while this one's arms train
-    (or while another compiles). At most ``compile_workers`` programs are compiled or waiting
-    beyond the one training.
-    """
-
-    def __init__(self, config, groups, done: SweepProgress, program_cache) -> None:
-        self.config, self.groups, self.done = config, groups, done
-        self.program_cache = program_cache
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=done.compile_workers, thread_name_prefix="fibjax-compile"
-        )
-        self.futures: dict[int, concurrent.futures.Future] = {}
-        self.lock = threading.Lock()  # the counts in ``done``, from the compiling threads
-
-    def __enter__(self) -> _CompilesAhead:
-        for index in range(min(self.done.compile_workers, len(self.groups))):
-            self._submit(index)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for future in self.futures.values():
-            future.cancel()
-        self.pool.shutdown(wait=True)
-
-    def _submit(self, index: int) -> None:
-        if index < len(self.groups) and index not in self.futures:
-            self.futures[index] = self.pool.submit(self._compile, self.groups[index][0])
-
-    def _compile(self, arm: Arm):
-        train = self.config.train_config(arm.cell, arm.model, arm.hidden)
-        data = windows_from_config(self.config.data_config(arm.window, arm.scaling))
-        start = time.perf_counter()
-        run = compile_seeds(
-            train,
-            data,
-            self.config.seeds,
-            learning_rates=self.config.learning_rates,
-            program_cache=self.program_cache,
-        )
-        with self.lock:
-            self.done.compile_s += time.perf_counter() - start
-            self.done.programs += 1
-        return run
-
-    def get(self, index: int, progress):
-        """Program ``index``, once compiled; the next one starts compiling."""
-        arm = self.groups[index][0]
-        future = self.futures.pop(index)
-        if progress is not None and not future.done():
-            progress.phase(f"compiling {arm.cell}-{arm.model}-h{arm.hidden}-w{arm.window}")
-        start = time.perf_counter()
-        run = future.result()
-        self.done.wait_s += time.perf_counter() - start
-        self._submit(index + self.done.compile_workers)
-        return run
 
 
 def train_arm(config: SweepConfig, arm: Arm, run, done: SweepProgress) -> dict[str, Any]:

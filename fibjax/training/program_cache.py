@@ -154,14 +154,16 @@ class ProgramMemo:
         """
         with self._lock:
             key_lock = self._making.setdefault(key, threading.Lock())
-        with key_lock:
-            found = self.get(key)
-            if found is None:
-                found = make()
-                self.put(key, found)
-        with self._lock:
-            if not key_lock.locked():
-                self._making.pop(key, None)
+        try:
+            with key_lock:
+                found = self.get(key)
+                if found is None:
+                    found = make()
+                    self.put(key, found)
+        finally:
+            with self._lock:
+                if not key_lock.locked():
+                    self._making.pop(key, None)
         return found
 
     def put(self, key: str, program: Any) -> None:

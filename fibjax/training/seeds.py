@@ -291,8 +291,8 @@ def compile_seeds(
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
-    compiled = program_cache_lib.COMPILED.get(memo_key)
-    if compiled is None:
+
+    def make() -> Any:
         if program_cache is None:
             lowered = trace().lower(seeds_arg, rates_arg, windows, *orders_args)
         else:
@@ -305,8 +305,10 @@ def compile_seeds(
         check_memory(
             config, data, len(seeds) * len(rates), devices, n_params=n_params, layout=layout
         )
-        compiled = compile_program(lowered, platform)
-        program_cache_lib.COMPILED.put(memo_key, compiled)
+        return compile_program(lowered, platform)
+
+    # Two threads compiling the same program (a study compiles ahead) wait for one compilation.
+    compiled = program_cache_lib.COMPILED.get_or_make(memo_key, make)
     orders = None
     if orders_args:
         orders = _compile_orders(config, data, padded, layout, mesh, program_cache)
