@@ -287,7 +287,7 @@ def compile_seeds(
         "padded_seeds": len(padded),
         "chunk": chunk,
         "layout": dataclasses.asdict(layout),
-        "orders_ahead": bool(orders_args),
+        "orders_ahead": [str(spec.dtype) for spec in orders_args],
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
@@ -354,7 +354,12 @@ def _compile_orders(
     devices = list(mesh.devices.flat)
     n_train = data.train_x.shape[0]
     parts = {
-        "orders": {"n_train": n_train, "epochs": config.epochs, "layout": layout.name},
+        "orders": {
+            "n_train": n_train,
+            "epochs": config.epochs,
+            "layout": layout.name,
+            "dtype": str(order_dtype(n_train)),
+        },
         "padded_seeds": len(padded),
         "devices": [devices[0].platform, devices[0].device_kind, len(devices)],
     }

@@ -17,6 +17,7 @@ from fibjax.data import fibonacci_windows
 from fibjax.models import POOLINGS, init_params
 from fibjax.training import layout as layout_lib
 from fibjax.training import program_cache
+from fibjax.training import seeds as seeds_lib
 from fibjax.training.config import TrainConfig
 from fibjax.training.program import fit
 from fibjax.training.runtime import xla_flags
@@ -258,4 +259,13 @@ def test_orders_too_large_to_hold_are_drawn_in_the_epoch_loop(batched, monkeypat
     monkeypatch.setattr(layout_lib, "ORDERS_AHEAD_BYTES", 0)
     run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
     assert run.orders is None
+    chex.assert_trees_all_equal(run(), ahead)
+
+
+def test_orders_of_more_windows_than_uint16_counts_train_the_same(batched, monkeypatch):
+    # Past 2**16 training windows the orders are int32; forced here on small data.
+    config, ahead = batched
+    monkeypatch.setattr(seeds_lib, "order_dtype", lambda n_train: np.dtype(np.int32))
+    run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+    assert run.orders(run.seeds).dtype == np.int32
     chex.assert_trees_all_equal(run(), ahead)
