@@ -114,9 +114,15 @@ def run_across(
         peers.check_devices()
         differs = peers.first_disagreement(run_settings(args))
     except ValueError as error:
-        raise UsageError(str(error)) from None
-    if differs is not None:
-        raise UsageError(disagreement_text(*differs))
+        refusal = str(error)
+    else:
+        refusal = None if differs is None else disagreement_text(*differs)
+    if refusal is not None:
+        # Every process refuses alike, so all leave the run together. Process 0 hosts its
+        # connection: leaving alone first, it had JAX abort a process still on its way to the
+        # same refusal, before it could say why (seen in CI).
+        peers.finish()
+        raise UsageError(refusal)
     try:
         out_dir = Path(peers.decide(lambda: str(prepare()), (UsageError, OSError)))
     except distributed.PeerError as error:

@@ -26,25 +26,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def fibjax(args) -> subprocess.Popen:
-    """``python -m fibjax ARGS``, started; its output in pipes."""
+def fibjax(args, **env) -> subprocess.Popen:
+    """``python -m fibjax ARGS``, started, with ``env`` added; its output in pipes."""
     return subprocess.Popen(
         [sys.executable, "-m", "fibjax", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, FIBJAX_CACHE_DIR="off"),
+        env=dict(os.environ, FIBJAX_CACHE_DIR="off", **env),
     )
 
 
 def joined(
-    args, process_id: int, port: int, join_timeout: int = 60, devices: int = 1
+    args, process_id: int, port: int, join_timeout: int = 60, devices: int = 1, **env
 ) -> subprocess.Popen:
     """``fibjax ARGS`` as process ``process_id`` of 2 on 127.0.0.1, with ``devices`` CPU devices."""
     return fibjax(
         [*args, "--cpu-devices", devices, "--coordinator", f"127.0.0.1:{port}"]
         + ["--num-processes", "2", "--process-id", process_id, "--heartbeat-timeout", 5]
-        + ["--join-timeout", join_timeout]
+        + ["--join-timeout", join_timeout],
+        **env,
     )
 
 
@@ -115,6 +116,33 @@ def test_processes_started_differently_stop_together_in_one_line(tmp_path):
             assert status == 2, (name, err)
             assert MISMATCHES[name][2] in lines[-1] and "Traceback" not in err, (name, err)
         assert not (tmp_path / name).exists()
+
+
+# Run by the Python of a process started with PYTHONPATH=<its folder>: process 1 reaches the check
+# of the devices 3 s after process 0, as a loaded machine once made it.
+_SLOW_PEER = """
+import fibjax.cluster.distributed as distributed, time
+check = distributed.Peers.check_devices
+def slow_check(self):
+    if self.index == 1:
+        time.sleep(3)
+    return check(self)
+distributed.Peers.check_devices = slow_check
+"""
+
+
+@pytest.mark.slow
+def test_a_refusal_reaches_a_process_that_comes_late(tmp_path):
+    # Process 0, which hosts the run's connection, refused and left at once: JAX then aborted
+    # process 1 on its way to the same refusal, which said "process 0 ... was lost" instead.
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(_SLOW_PEER)
+    path = os.pathsep.join([str(tmp_path / "hook"), *sys.path])
+    port, args = free_port(), ["compare", *SMALL, "--out", tmp_path / "run"]
+    processes = [joined(args, 0, port), joined(args, 1, port, devices=2, PYTHONPATH=path)]
+    for status, _, err in map(finish, processes):
+        assert status == 2, err
+        assert MISMATCHES["devices"][2] in err.strip().splitlines()[-1], err
 
 
 @pytest.mark.slow
