@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from fibjax.cli import entry
+from fibjax.data import DataConfig
 from fibjax.studies import compare as compare_lib
 from fibjax.studies.compiles import CompilesAhead
 
@@ -56,6 +56,8 @@ def test_a_comparison_compiles_its_second_model_while_the_first_trains(tmp_path,
 
     monkeypatch.setattr(compare_lib, "compile_seeds", compiling)
     monkeypatch.setattr(compare_lib, "train_arm", training)
-    tiny = ["--seeds", "2", "--epochs", "1", "--n-terms", "60", "--window", "5", "--no-cache"]
-    assert entry.main(["compare", *tiny, "--out", str(tmp_path / "run")]) == 0
+    data = DataConfig(n_terms=60, window=5)
+    config = compare_lib.CompareConfig(seeds=(0, 1), data=data, epochs=1)
+    compare_lib.prepare_out_dir(tmp_path / "run", config, {})
+    assert set(compare_lib.run_comparison(tmp_path / "run")) == {"attention", "vanilla"}
     assert events.index(("compile", "vanilla")) < events.index(("train", "attention"))
