@@ -175,6 +175,14 @@ def load_keras_vectors(model: str, cell: str = "simple") -> dict:
     raise FileNotFoundError(f"no Keras vectors for model={model!r}, cell={cell!r}")
 
 
+def hooked_pythonpath(folder, code: str) -> str:
+    """A ``PYTHONPATH`` under which a child Python runs ``code`` first (as ``sitecustomize``):
+    to slow a process down or pause it where a test needs it, without a hook in fibjax."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(code)
+    return os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def run_fibjax(*args, cache="off", timeout=300) -> subprocess.CompletedProcess:
     """Runs ``python -m fibjax ARGS`` in a subprocess (compilation cache off unless given)."""
     env = dict(os.environ, FIBJAX_CACHE_DIR=str(cache))

@@ -121,11 +121,11 @@ def check_memory(
     before it is built.
     """
     layout = layout or program_layout("auto", devices[0].platform)
-    chunk = default_chunk(config, data_shape(data)[2], layout)
-    per_device, chunk = device_layout(n_seeds, len(devices), chunk)
+    n_train, _, window = data_shape(data)
+    per_device, chunk = device_layout(n_seeds, len(devices), default_chunk(config, window, layout))
     padded = per_device * len(devices)
     need = memory_estimate(config, data, padded, chunk * len(devices), n_params=n_params)
-    need += orders_ahead_bytes(config, data_shape(data)[0], padded, layout)
+    need += orders_ahead_bytes(config, n_train, padded, layout)
     have = memory_available(devices[0])
     if have is not None and devices[0].platform != "cpu":
         have *= len(devices)
@@ -133,7 +133,7 @@ def check_memory(
         where = "this machine has" if devices[0].platform == "cpu" else "the devices have"
         raise ValueError(
             f"training {n_seeds} seed(s) of {config.model} (cell={config.cell},"
-            f" hidden={config.hidden}, epochs={config.epochs}, {data_shape(data)[0]:,} training"
+            f" hidden={config.hidden}, epochs={config.epochs}, {n_train:,} training"
             f" windows) needs at least {need / 2**30:.3g} GiB, more than the"
             f" {have / 2**30:.3g} GiB {where}; use fewer seeds, epochs, units or terms"
         )

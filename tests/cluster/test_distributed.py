@@ -16,6 +16,8 @@ import pytest
 from fibjax.cli import entry
 from fibjax.cluster import distributed, supervisor
 
+from conftest import hooked_pythonpath
+
 SMALL = ["--seeds", "6", "--epochs", "2", "--n-terms", "80", "--window", "6"]
 LIMIT = 240  # seconds any one process may take
 
@@ -118,8 +120,8 @@ def test_processes_started_differently_stop_together_in_one_line(tmp_path):
         assert not (tmp_path / name).exists()
 
 
-# Run by the Python of a process started with PYTHONPATH=<its folder>: process 1 reaches the check
-# of the devices 3 s after process 0, as a loaded machine once made it.
+# Run first by the Python of process 1 (hooked_pythonpath): it reaches the check of the devices
+# 3 s after process 0, as a loaded machine once made it.
 _SLOW_PEER = """
 import fibjax.cluster.distributed as distributed, time
 check = distributed.Peers.check_devices
@@ -135,9 +137,7 @@ distributed.Peers.check_devices = slow_check
 def test_a_refusal_reaches_a_process_that_comes_late(tmp_path):
     # Process 0, which hosts the run's connection, refused and left at once: JAX then aborted
     # process 1 on its way to the same refusal, which said "process 0 ... was lost" instead.
-    (tmp_path / "hook").mkdir()
-    (tmp_path / "hook" / "sitecustomize.py").write_text(_SLOW_PEER)
-    path = os.pathsep.join([str(tmp_path / "hook"), *sys.path])
+    path = hooked_pythonpath(tmp_path / "hook", _SLOW_PEER)
     port, args = free_port(), ["compare", *SMALL, "--out", tmp_path / "run"]
     processes = [joined(args, 0, port), joined(args, 1, port, devices=2, PYTHONPATH=path)]
     for status, _, err in map(finish, processes):

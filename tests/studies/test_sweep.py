@@ -20,6 +20,8 @@ from fibjax.results import provenance
 from fibjax.studies import sweep, sweep_results
 from fibjax.studies.sweep_grid import SweepConfig, shard_arms
 
+from conftest import hooked_pythonpath
+
 # Two scalings × two learning rates of one attention form: 4 grid points, 4 arms, 2 programs.
 GRID = ["--cell", "simple", "--models", "dot", "--window", "6", "--n-terms", "60"]
 GRID += ["--scaling", "minmax,log", "--learning-rate", "1e-3,1e-2", "--seeds", "4", "--epochs", "2"]
@@ -260,18 +262,16 @@ def test_sigkill_then_resume_trains_only_what_is_missing(whole, tmp_path, cache)
     command = [sys.executable, "-m", "fibjax", "sweep", *GRID, *cache, *devices, "--out", str(out)]
     # The arms train in milliseconds, and the next program compiles while they do: the killed
     # process pauses after each saved arm, so that it is killed between two.
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
+    path = hooked_pythonpath(
+        tmp_path / "hook",
         "import time\n"
         "from fibjax.results import storage\n"
         "write = storage.write_npz\n"
         "def slow(*args, **kwargs):\n"
         "    write(*args, **kwargs)\n"
         "    time.sleep(30)\n"
-        "storage.write_npz = slow\n"
+        "storage.write_npz = slow\n",
     )
-    path = os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])
     process = subprocess.Popen(
         command,
         stderr=subprocess.DEVNULL,
