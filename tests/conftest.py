@@ -195,6 +195,17 @@ def run_fibjax(*args, cache="off", timeout=300) -> subprocess.CompletedProcess:
     )
 
 
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """Runs ``fibjax ARGS`` in this process (``fibjax.cli.entry.main``), its output taken from
+    ``capsys``; the result reads as :func:`run_fibjax`'s does."""
+    from fibjax.cli.entry import main
+
+    capsys.readouterr()
+    status = main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["fibjax", *map(str, args)], status, out, err)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_compilation_cache(tmp_path_factory):
     """One JAX compilation cache for the whole session, shared by the xdist workers.
@@ -202,11 +213,19 @@ def shared_compilation_cache(tmp_path_factory):
     Many tests compile the same small programs (the same config on the same tiny data); from
     the second time on, XLA's compiled program is read back instead of compiled again. What is
     tested is unchanged: tracing, lowering and running still happen in every test.
+
+    The folder is the session's own (beside the workers' temporary folders), unless
+    ``FIBJAX_TEST_COMPILATION_CACHE`` names one: CI names one folder for its two pytest runs,
+    so that the end-to-end runs read the programs the first run compiled.
     """
     import jax
 
-    folder = tmp_path_factory.getbasetemp().parent / "jax-compilation-cache"
-    folder.mkdir(exist_ok=True)
+    session = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        session = session.parent  # a worker's base folder is popen-gwN in the session's
+    named = os.environ.get("FIBJAX_TEST_COMPILATION_CACHE")
+    folder = Path(named) if named else session / "jax-compilation-cache"
+    folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -217,5 +236,5 @@ def shared_compilation_cache(tmp_path_factory):
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     # fibjax's default cache (commands run in-process without --cache-dir) goes to the session's
     # folder, not to the user's ~/.cache, and no earlier session's programs are found there.
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.getbasetemp().parent / "xdg-cache")
+    os.environ["XDG_CACHE_HOME"] = str(session / "xdg-cache")
     yield

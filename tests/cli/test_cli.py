@@ -1,8 +1,10 @@
-"""The command line, driven through a subprocess where the exit code and the message matter."""
+"""The command line: once through a subprocess, as a user starts it, and in-process for what
+its arguments give (the exit code and the one line)."""
 
 import pytest
 
 from conftest import run_fibjax as run_cli
+from conftest import run_in_process
 
 
 def test_train_prints_what_the_notebook_prints():
@@ -31,8 +33,8 @@ def test_train_prints_what_the_notebook_prints():
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
-def test_bad_arguments_give_one_line_and_status_2(args, message):
-    out = run_cli("train", *args)
+def test_bad_arguments_give_one_line_and_status_2(args, message, capsys):
+    out = run_in_process(capsys, "train", *args)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr

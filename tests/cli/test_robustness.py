@@ -17,7 +17,7 @@ from fibjax.data import (
     fibonacci_windows,
 )
 
-from conftest import run_fibjax as fibjax
+from conftest import run_in_process
 
 QUICK = ["--epochs", "2", "--n-terms", "80", "--window", "6"]
 
@@ -61,8 +61,8 @@ def test_compare_rejects_bad_options_in_one_line(args, message, capsys, monkeypa
     assert len(lines) == 1 and message in lines[0], err
 
 
-def test_report_of_a_missing_folder(tmp_path):
-    done = fibjax("report", tmp_path / "nothing")
+def test_report_of_a_missing_folder(tmp_path, capsys):
+    done = run_in_process(capsys, "report", tmp_path / "nothing")
     assert done.returncode == 2 and "no such folder" in done.stderr
 
 

@@ -14,6 +14,7 @@ import pytest
 from fibjax.studies.compare import CompareConfig
 
 from conftest import run_fibjax as fibjax
+from conftest import run_in_process
 from helpers import FIGURES, PNG, QUICK
 
 FILES = ["run.json", "results.csv", "curves.npz", "summary.json", "report.md"]
@@ -86,12 +87,12 @@ def test_summary_records_what_is_needed_to_rerun(finished):
     assert summary["verdict"] in (out / "report.md").read_text()
 
 
-def test_report_rebuilds_the_same_statistics(finished):
+def test_report_rebuilds_the_same_statistics(finished, capsys):
     out, _, _ = finished
     before = json.loads((out / "summary.json").read_text())
     (out / "summary.json").unlink()
     (out / "test_mse.png").unlink()
-    rebuilt = fibjax("report", out)
+    rebuilt = run_in_process(capsys, "report", out)
     assert rebuilt.returncode == 0, rebuilt.stderr
     after = json.loads((out / "summary.json").read_text())
     assert after["comparisons"] == before["comparisons"]
@@ -107,8 +108,8 @@ def test_caches_hold_the_training_programs(finished):
     assert len(list((cache / "programs").glob("*.jaxexport"))) == 2
 
 
-def test_aa_mode_uses_disjoint_seeds(tmp_path):
-    done = fibjax("compare", *QUICK, "--aa", "--out", tmp_path / "aa")
+def test_aa_mode_uses_disjoint_seeds(tmp_path, capsys):
+    done = run_in_process(capsys, "compare", *QUICK, "--aa", "--no-cache", "--out", tmp_path / "aa")
     assert done.returncode == 0, done.stderr
     with open(tmp_path / "aa" / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -139,19 +140,19 @@ def test_compare_config_validation(kwargs, field):
         CompareConfig(**kwargs)
 
 
-def test_refuses_a_folder_that_is_not_a_result(tmp_path):
+def test_refuses_a_folder_that_is_not_a_result(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
-    done = fibjax("compare", *QUICK, "--out", tmp_path)
+    done = run_in_process(capsys, "compare", *QUICK, "--no-cache", "--out", tmp_path)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "not a fibjax result" in done.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_refuses_to_overwrite_a_result(finished):
+def test_refuses_to_overwrite_a_result(finished, capsys):
     out, _, _ = finished
     before = (out / "results.csv").read_bytes()
-    done = fibjax("compare", *QUICK, "--out", out)
+    done = run_in_process(capsys, "compare", *QUICK, "--no-cache", "--out", out)
     assert done.returncode == 2 and "--resume" in done.stderr
     assert (out / "results.csv").read_bytes() == before
 
@@ -167,12 +168,12 @@ def test_refuses_to_overwrite_a_result(finished):
     ],
     ids=["foreign", "truncated", "curves", "run", "arm"],
 )
-def test_report_on_damaged_files_gives_one_line(finished, tmp_path, damage):
+def test_report_on_damaged_files_gives_one_line(finished, tmp_path, damage, capsys):
     out = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished[0]), str(out)], check=True)
     damage(out)
     kept = {p.name: p.read_bytes() for p in out.iterdir()}
-    done = fibjax("report", out)
+    done = run_in_process(capsys, "report", out)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -195,7 +196,7 @@ def start_until_first_arm(out):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
+def test_killed_run_resumes_to_the_same_results(finished, tmp_path, capsys):
     reference = (finished[0] / "results.csv").read_text()
     out = tmp_path / "killed"
     proc = start_until_first_arm(out)
@@ -203,16 +204,16 @@ def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
     proc.communicate()
     assert (out / "arm_attention.npz").exists()
     assert not (out / "summary.json").exists()  # killed before the end
-    resumed = fibjax("compare", "--resume", out)
+    resumed = run_in_process(capsys, "compare", "--resume", out, "--no-cache")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "results.csv").read_text() == reference
 
 
-def test_plot_redraws_every_figure(finished):
+def test_plot_redraws_every_figure(finished, capsys):
     out, _, _ = finished
     for name in FIGURES:
         (out / name).unlink()
-    done = fibjax("plot", out)
+    done = run_in_process(capsys, "plot", out)
     assert done.returncode == 0, done.stderr
     for name in FIGURES:
         assert (out / name).read_bytes()[:8] == PNG
@@ -232,13 +233,13 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, signum):
     assert "Traceback" not in stderr
 
 
-def test_resume_with_a_damaged_arm_gives_one_line(finished, tmp_path):
+def test_resume_with_a_damaged_arm_gives_one_line(finished, tmp_path, capsys):
     out = tmp_path / "damaged"
     subprocess.run(["cp", "-r", str(finished[0]), str(out)], check=True)
     arm = out / "arm_attention.npz"
     arm.write_bytes(arm.read_bytes()[:200])
     kept = arm.read_bytes()
-    done = fibjax("compare", "--resume", out)
+    done = run_in_process(capsys, "compare", "--resume", out, "--no-cache")
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "arm_attention.npz" in done.stderr
     assert arm.read_bytes() == kept
