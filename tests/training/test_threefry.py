@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from fibjax.training import threefry
 
@@ -57,3 +58,29 @@ def test_other_keys_go_to_jax_random():
     key = jax.random.key(3, impl="rbg")
     np.testing.assert_array_equal(threefry.bits(key, 8), jax.random.bits(key, (8,), jnp.uint32))
     np.testing.assert_array_equal(data(threefry.split(key, 2)), data(jax.random.split(key, 2)))
+
+
+def _draws(key):
+    """Every kind of draw the initialisers and the shuffle make, and a few more."""
+    return {
+        "uniform": jax.random.uniform(key, (3, 7)),
+        "normal": jax.random.normal(key, (4, 4)),
+        "truncated": jax.random.truncated_normal(key, -2.0, 2.0, (5,)),
+        "bits8": jax.random.bits(key, (9,), jnp.uint8),
+        "bits16": jax.random.bits(key, (2, 3), jnp.uint16),
+        "permutation": jax.random.permutation(key, 11),
+        "split": jax.random.key_data(jax.random.split(key, (2, 3))),
+        "fold_in": jax.random.key_data(jax.random.fold_in(key, 2**31 + 5)),
+        "glorot": nn.initializers.glorot_uniform()(key, (1, 6)),
+        "orthogonal": nn.initializers.orthogonal()(key, (2, 6)),
+    }
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_written_out_keys_draw_what_jax_random_draws(seed):
+    # Bit for bit, under jit and vmap (as the training program draws the initial weights).
+    keys = jax.vmap(jax.random.key)(jnp.asarray([seed, 3], jnp.uint32))
+    ours = jax.jit(jax.vmap(lambda k: _draws(threefry.written_out(k))))(keys)
+    theirs = jax.jit(jax.vmap(_draws))(keys)
+    assert str(jax.random.key_impl(threefry.written_out(keys[0]))) != "threefry2x32"
+    chex.assert_trees_all_equal(ours, theirs)
