@@ -84,3 +84,16 @@ def test_written_out_keys_draw_what_jax_random_draws(seed):
     theirs = jax.jit(jax.vmap(_draws))(keys)
     assert str(jax.random.key_impl(threefry.written_out(keys[0]))) != "threefry2x32"
     chex.assert_trees_all_equal(ours, theirs)
+
+
+def test_written_out_keys_draw_64_bit_numbers_as_jax_random_does():
+    # 64-bit draws (with 64-bit types on) take both words of the hash, high first.
+    with jax.enable_x64(True):
+        key = jax.random.key(5)
+        for draw in (
+            lambda k: jax.random.bits(k, (7,), jnp.uint64),
+            lambda k: jax.random.uniform(k, (2, 3), jnp.float64),
+        ):
+            ours, theirs = draw(threefry.written_out(key)), draw(key)
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs)
