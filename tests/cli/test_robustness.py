@@ -50,12 +50,9 @@ QUICK = ["--epochs", "2", "--n-terms", "80", "--window", "6"]
 def test_compare_rejects_bad_options_in_one_line(args, message, capsys, monkeypatch):
     # In-process: each is refused before any training, and a process of its own would only add
     # the second or so that importing JAX takes (tests/cli/test_cli.py runs the real command).
-    from fibjax.cli.entry import main
-
     monkeypatch.setenv("FIBJAX_CACHE_DIR", "off")  # as run_fibjax sets it
-    capsys.readouterr()
-    status = main(["compare", *QUICK, *args])
-    err = capsys.readouterr().err
+    done = run_in_process(capsys, "compare", *QUICK, *args)
+    status, err = done.returncode, done.stderr
     assert status == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err

@@ -16,6 +16,8 @@ from fibjax.data import DataConfig
 from fibjax.studies.compare import CompareConfig
 from fibjax.training.config import TrainConfig, check_seeds
 
+from conftest import run_in_process
+
 
 def test_200000_seeds_are_checked_in_well_under_a_second():
     seeds = list(range(200_000))
@@ -69,11 +71,8 @@ REPORT_FILES = ("results.csv", "curves.npz", "summary.json", "report.md")
 
 def fibjax(capsys, *args):
     """Runs ``fibjax ARGS`` in-process; returns ``(status, stderr)``."""
-    from fibjax.cli.entry import main
-
-    capsys.readouterr()
-    status = main([str(a) for a in args])
-    return status, capsys.readouterr().err
+    done = run_in_process(capsys, *args)
+    return done.returncode, done.stderr
 
 
 def one_line(err: str) -> str:

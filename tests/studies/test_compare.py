@@ -256,9 +256,7 @@ def test_resume_with_a_damaged_arm_gives_one_line(finished, tmp_path, capsys):
     ],
 )
 def test_bad_models_or_cell_give_one_line(capsys, tmp_path, args, message):
-    from fibjax.cli.entry import main
-
-    status = main(["compare", *args, *QUICK, "--no-cache", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
+    done = run_in_process(capsys, "compare", *args, *QUICK, "--no-cache", "--out", tmp_path / "out")
+    status, err = done.returncode, done.stderr
     assert status == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists()  # refused before anything is written
