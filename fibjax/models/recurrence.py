@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +32,10 @@ MULTIPLY_ADD_UNITS = 6
 # axis last (see _under_vmap), which gives the bits of vmap's own form: checked up to 4 units;
 # at 5 and 6 the recurrent kernel's gradient differs in its last bits, so those keep vmap's form.
 SEEDS_LAST_UNITS = 4
+# The same for the GRU (gated_rnn): its backward pass multiplies by U^T [3H, H], a chain of
+# multiply-adds in a seed's own form up to MULTIPLY_ADD_UNITS rows, so 2 units; above, a seed's own
+# form is a dot, and the seed-last chain would not give its bits (checked at 3 and 4 units).
+GATED_SEEDS_LAST_UNITS = MULTIPLY_ADD_UNITS // 3
 
 
 def _times_matrix(a: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -282,12 +288,26 @@ def simple_rnn(
 # and an elementwise rest. The forward loop keeps the states and, per
 # step, the few coefficients that the step's derivative reduces to; the backward loop only
 # multiplies the carried gradient by them and by ``U^T``. The kernels' and bias's gradients are
-# sums taken after it.
+# sums taken after it. Like the SimpleRNN's, both passes run with the seed axis last under vmap on
+# a CPU, written once for either layout (_Form): the gates are elementwise over [batch, 3H] per
+# seed, six numbers, which in vmap's layout filled a vector register one seed at a time.
 
 
-def _gru_gates(h, xp, hp, bias):
-    x_z, x_r, x_h = jnp.split(xp + bias[0], 3, axis=-1)
-    h_z, h_r, h_h = jnp.split(hp + bias[1], 3, axis=-1)
+class _Form(NamedTuple):
+    """Where the features are in a pass's arrays, and the matrix product and transpose there."""
+
+    axis: int  # the features' axis: last, or before the seeds
+    times: Callable[[jax.Array, jax.Array], jax.Array]
+    transpose: Callable[[jax.Array], jax.Array]
+
+
+_PLAIN = _Form(-1, _times_matrix, lambda matrix: matrix.T)
+_LAST = _Form(-2, seeds_last.times_matrix, lambda matrix: jnp.swapaxes(matrix, 0, 1))
+
+
+def _gru_gates(form, h, xp, hp, bias):
+    x_z, x_r, x_h = jnp.split(xp + bias[0], 3, axis=form.axis)
+    h_z, h_r, h_h = jnp.split(hp + bias[1], 3, axis=form.axis)
     z = jax.nn.sigmoid(x_z + h_z)
     r = jax.nn.sigmoid(x_r + h_r)
     candidate = jnp.tanh(x_h + r * h_h)
@@ -304,35 +324,37 @@ def gru_core(h: jax.Array, xp: jax.Array, hp: jax.Array, bias: jax.Array) -> jax
     >>> gru_core(jnp.zeros((1, 2)), jnp.ones((1, 6)), jnp.ones((1, 6)), jnp.zeros((2, 6))).shape
     (1, 2)
     """
-    return _gru_gates(h, xp, hp, bias)[0]
+    return _gru_gates(_PLAIN, h, xp, hp, bias)[0]
 
 
-def _gru_saving(h, xp, hp, bias):
+def _gru_saving(form, h, xp, hp, bias):
     """The new state and what the backward pass keeps of the step: the state, ``z``, the
     coefficients of dL/dh' in dL/d(h U + b_1) ``[3H]`` and in dL/d(candidate's input)."""
-    new, (z, r, n, h_h) = _gru_gates(h, xp, hp, bias)
+    new, (z, r, n, h_h) = _gru_gates(form, h, xp, hp, bias)
     a_z = (h - n) * z * (1 - z)
     a_n = (1 - z) * (1 - n * n)
     a_r = a_n * h_h * r * (1 - r)
-    return new, (new, z, jnp.concatenate([a_z, a_r, a_n * r], axis=-1), a_n)
+    return new, (new, z, jnp.concatenate([a_z, a_r, a_n * r], axis=form.axis), a_n)
 
 
-def _gru_backward(saved, recurrent_kernel, d_last, per_step, unroll):
+def _gru_backward(form, saved, recurrent_kernel, d_last, per_step, unroll):
     """dL/d(x W + b_0), dL/d(h U + b_1) (``[time, batch, 3H]``), dL/d bias, the previous states."""
     states, z, coefficients, a_n = saved
-    recurrent_t = recurrent_kernel.T
+    recurrent_t = form.transpose(recurrent_kernel)
 
     # dL/dh_{t-1} = dL/dh_t z_t + (dL/dh_t · coefficients_t) U^T.
     def step(dh, inputs):
         z_t, coefficients_t, g_t = inputs
         if g_t is not None:
             dh = dh + g_t
-        d_hp = jnp.concatenate([dh, dh, dh], axis=-1) * coefficients_t
-        return dh * z_t + _times_matrix(d_hp, recurrent_t), dh
+        d_hp = jnp.concatenate([dh, dh, dh], axis=form.axis) * coefficients_t
+        return dh * z_t + form.times(d_hp, recurrent_t), dh
 
     _, dh = jax.lax.scan(step, d_last, (z, coefficients, per_step), reverse=True, unroll=unroll)
-    d_hp = jnp.concatenate([dh, dh, dh], axis=-1) * coefficients
-    d_xp = jnp.concatenate([d_hp[..., : 2 * dh.shape[-1]], dh * a_n], axis=-1)
+    d_hp = jnp.concatenate([dh, dh, dh], axis=form.axis) * coefficients
+    units = dh.shape[form.axis]
+    d_reset = jax.lax.slice_in_dim(d_hp, 0, 2 * units, axis=form.axis % d_hp.ndim)
+    d_xp = jnp.concatenate([d_reset, dh * a_n], axis=form.axis)
     d_bias = jnp.stack([jnp.sum(d_xp, axis=(0, 1)), jnp.sum(d_hp, axis=(0, 1))])
     return d_xp, d_hp, d_bias, _previous(states)
 
@@ -346,10 +368,11 @@ def _previous(states):
     return jnp.concatenate([jnp.zeros_like(states[:1]), states[:-1]])
 
 
-# Each cell: its step after the products, the same keeping what its backward pass needs, that
-# backward pass, and the arrays in its state.
+# Each cell: its step after the products, the same keeping what its backward pass needs (both of
+# the form first), that backward pass, the arrays in its state, and the most units for which
+# its passes run seed-last under vmap.
 _GATED = {
-    "gru": (gru_core, _gru_saving, _gru_backward, 1),
+    "gru": (gru_core, _gru_saving, _gru_backward, 1, GATED_SEEDS_LAST_UNITS),
 }
 
 
@@ -365,8 +388,79 @@ def _gated_scan(cell, step, x, kernel, recurrent_kernel, bias, unroll):
     return jax.lax.scan(body, initial, jnp.swapaxes(x, 0, 1), unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6))
-def _gated_rnn(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll):
+def _gated_scan_last(cell, x, kernel, recurrent_kernel, bias, unroll):
+    """What the GRU's forward pass keeps, seed axis last: ``x [time, batch, in, seeds]``.
+
+    Each step takes ``x_t`` from a switch over static slices, as :func:`_states_last` does.
+    """
+    inputs = [functools.partial(operator.getitem, x, t) for t in range(x.shape[0])]
+    saving = functools.partial(_GATED[cell][1], _LAST)
+
+    def body(h, t):
+        x_t = jax.lax.switch(t, inputs)
+        times = seeds_last.times_matrix
+        return saving(h, times(x_t, kernel), times(h, recurrent_kernel), bias)
+
+    h0 = jnp.zeros((x.shape[1], *recurrent_kernel.shape[:1], x.shape[-1]), x.dtype)
+    return jax.lax.scan(body, h0, jnp.arange(x.shape[0]), unroll=unroll)[1]
+
+
+def _gated_gradients(form, cell, x_tm, kernel, recurrent_kernel, saved, d_last, per_step, unroll):
+    """dL/dx (time-major), dL/dW, dL/dU, dL/d bias from ``x`` and the saved arrays, time first."""
+    backward = _GATED[cell][2]
+    d_xp, d_hp, d_bias, h_previous = backward(
+        form, saved, recurrent_kernel, d_last, per_step, unroll
+    )
+    d_x = form.times(d_xp, form.transpose(kernel))
+    if form is _LAST:
+        rows = seeds_last.rows
+        d_kernel = seeds_last.outer_sum(rows(x_tm), rows(d_xp))
+        return d_x, d_kernel, seeds_last.outer_sum(rows(h_previous), rows(d_hp)), d_bias
+    return d_x, _outer_sum(x_tm, d_xp), _outer_sum(h_previous, d_hp), d_bias
+
+
+@functools.cache
+def _gated_under_vmap(cell: str, return_sequences: bool, unroll: int):
+    """The gated forward pass (what it keeps) and backward pass, each seed-last under vmap."""
+
+    def plain_saved(x, kernel, recurrent_kernel, bias):
+        saving = functools.partial(_GATED[cell][1], _PLAIN)
+        return _gated_scan(cell, saving, x, kernel, recurrent_kernel, bias, unroll)[1]
+
+    def saved_last(x, kernel, recurrent_kernel, bias):
+        return _gated_scan_last(cell, jnp.moveaxis(x, 1, 0), kernel, recurrent_kernel, bias, unroll)
+
+    def cotangents(saved, cotangent, time_axis):
+        if return_sequences:
+            return jnp.zeros_like(saved[0][0]), jnp.moveaxis(cotangent, time_axis, 0)
+        return cotangent, None
+
+    def plain_gradients(x, kernel, recurrent_kernel, cotangent, *saved):
+        d_last, per_step = cotangents(saved, cotangent, 1)
+        x_tm = jnp.swapaxes(x, 0, 1)
+        args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
+        d_x, *rest = _gated_gradients(_PLAIN, cell, x_tm, *args)
+        return (jnp.swapaxes(d_x, 0, 1), *rest)
+
+    def gradients_last(x, kernel, recurrent_kernel, cotangent, *saved):
+        d_last, per_step = cotangents(saved, cotangent, 1)
+        x_tm = jnp.moveaxis(x, 1, 0)
+        args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
+        d_x, *rest = _gated_gradients(_LAST, cell, x_tm, *args)
+        return (jnp.moveaxis(d_x, 0, 1), *rest)
+
+    return (
+        seeds_last.under_vmap(plain_saved, saved_last),
+        seeds_last.under_vmap(plain_gradients, gradients_last),
+    )
+
+
+def _seeds_last_gated(cell, recurrent_kernel, seeds_last_form):
+    return seeds_last_form and recurrent_kernel.shape[0] <= _GATED[cell][4]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6, 7))
+def _gated_rnn(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll, seeds_last_form):
     # Without a gradient only what is returned is kept (see _simple_rnn).
     core = _GATED[cell][0]
 
@@ -378,23 +472,32 @@ def _gated_rnn(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll
     return jnp.swapaxes(hs, 0, 1) if return_sequences else _output(last)
 
 
-def _gated_rnn_fwd(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll):
-    last, saved = _gated_scan(cell, _GATED[cell][1], x, kernel, recurrent_kernel, bias, unroll)
-    out = jnp.swapaxes(saved[0], 0, 1) if return_sequences else _output(last)
+def _gated_rnn_fwd(cell, x, kernel, recurrent_kernel, bias, return_sequences, unroll, last_form):
+    if _seeds_last_gated(cell, recurrent_kernel, last_form):
+        forward = _gated_under_vmap(cell, return_sequences, unroll)[0]
+        saved = forward(x, kernel, recurrent_kernel, bias)
+        out = saved[0][-1]
+    else:
+        saving = functools.partial(_GATED[cell][1], _PLAIN)
+        last, saved = _gated_scan(cell, saving, x, kernel, recurrent_kernel, bias, unroll)
+        out = _output(last)
+    out = jnp.swapaxes(saved[0], 0, 1) if return_sequences else out
     return out, (x, kernel, recurrent_kernel, saved)
 
 
-def _gated_rnn_bwd(cell, return_sequences, unroll, residuals, cotangent):
+def _gated_rnn_bwd(cell, return_sequences, unroll, last_form, residuals, cotangent):
     x, kernel, recurrent_kernel, saved = residuals
+    if _seeds_last_gated(cell, recurrent_kernel, last_form):
+        backward = _gated_under_vmap(cell, return_sequences, unroll)[1]
+        return backward(x, kernel, recurrent_kernel, cotangent, *saved)
     if return_sequences:
         d_last, per_step = jnp.zeros_like(saved[0][0]), jnp.swapaxes(cotangent, 0, 1)
     else:
         d_last, per_step = cotangent, None
-    backward = _GATED[cell][2]
-    d_xp, d_hp, d_bias, h_previous = backward(saved, recurrent_kernel, d_last, per_step, unroll)
     x_tm = jnp.swapaxes(x, 0, 1)
-    d_x = jnp.swapaxes(_times_matrix(d_xp, kernel.T), 0, 1)
-    return d_x, _outer_sum(x_tm, d_xp), _outer_sum(h_previous, d_hp), d_bias
+    args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
+    d_x, *rest = _gated_gradients(_PLAIN, cell, x_tm, *args)
+    return (jnp.swapaxes(d_x, 0, 1), *rest)
 
 
 _gated_rnn.defvjp(_gated_rnn_fwd, _gated_rnn_bwd)
@@ -409,6 +512,7 @@ def gated_rnn(
     *,
     return_sequences: bool = False,
     unroll: int | bool = 1,
+    seeds_last_form: bool = True,
 ) -> jax.Array:
     """Runs a gated Keras cell (the ``GRU``) over every time step from a zero state.
 
@@ -423,6 +527,8 @@ def gated_rnn(
       bias: ``<float32>[2, 3H]``, the input then the recurrent bias.
       return_sequences: return every ``h``, not only the last.
       unroll: time steps per iteration of the loops (a speed knob; ``True``: no loop).
+      seeds_last_form: under ``vmap`` on a CPU, run both passes of the training with the seed
+        axis last (the same bits, faster there) up to 2 units; ``False``: ``vmap``'s own form.
 
     Returns:
       ``<float32>[batch, time, H]`` with ``return_sequences``, else ``<float32>[batch, H]``.
@@ -433,5 +539,7 @@ def gated_rnn(
     """
     if cell not in _GATED:
         raise ValueError(f"cell={cell!r} has no written-out backward pass; one of {tuple(_GATED)}")
-    sequences = bool(return_sequences)
-    return _gated_rnn(cell, x, kernel, recurrent_kernel, bias, sequences, loop_unroll(unroll))
+    sequences, last_form = bool(return_sequences), bool(seeds_last_form)
+    return _gated_rnn(
+        cell, x, kernel, recurrent_kernel, bias, sequences, loop_unroll(unroll), last_form
+    )

@@ -24,7 +24,6 @@ from fibjax.models import (
 )
 from fibjax.models.attention import attention_pooling
 from fibjax.models.poolings import _max_over_last, softmax
-from fibjax.models.recurrence import SEEDS_LAST_UNITS
 from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, times_matrix
 
 import helpers
@@ -135,18 +134,33 @@ def test_rnn_gradients_match_finite_differences(features, in_features, sequences
     np.testing.assert_allclose(got_x, numeric_x, atol=2e-5, err_msg="x")
 
 
-# Under vmap over seeds on a CPU the recurrence runs with the seed axis last
-# (fibjax.models.recurrence, up to SEEDS_LAST_UNITS); each seed must get the bits it gets alone,
-# with weights of its own or shared. Wider layers keep vmap's form, whose recurrent-kernel gradient
+# Under vmap over seeds on a CPU the written-out recurrences (SimpleRNN, GRU) run with the seed axis
+# last, up to their layer's SEEDS_LAST_UNITS; each seed must get the bits it gets alone, with
+# weights of its own or shared. Wider layers keep vmap's form, whose recurrent-kernel gradient
 # differs from a seed's own in the last bits. 16 seeds: a whole number of vectors
 # (fibjax.training.layout.SEED_ALIGN).
-@pytest.mark.parametrize("features, in_features", [(1, 1), (2, 3), (4, 2), (6, 2)])
+SEEDS_LAST_SIZES = [
+    (cell, features, in_features)
+    for cell, entry in CELLS.items()
+    if entry.layer.SEEDS_LAST_UNITS
+    for features, in_features in [
+        (1, 1),
+        (entry.layer.SEEDS_LAST_UNITS, 3),
+        (entry.layer.SEEDS_LAST_UNITS + 2, 2),
+    ]
+]
+
+
+@pytest.mark.parametrize("cell, features, in_features", SEEDS_LAST_SIZES)
 @pytest.mark.parametrize("sequences", [False, True])
 @pytest.mark.parametrize("shared", [False, True])
-def test_rnn_gradients_under_vmap_are_each_seeds_own(features, in_features, sequences, shared):
+def test_rnn_gradients_under_vmap_are_each_seeds_own(
+    cell, features, in_features, sequences, shared
+):
+    layer = CELLS[cell].layer
     seeds = 16
     xs = helpers.normal(0, (seeds, 2, 6, in_features))
-    rnn = SimpleRNN(features, return_sequences=sequences)
+    rnn = layer(features, return_sequences=sequences)
     keys = jax.random.split(jax.random.key(1), seeds)
     params = jax.vmap(rnn.init, in_axes=(0, None))(keys, xs[0])
     if shared:
@@ -164,7 +178,7 @@ def test_rnn_gradients_under_vmap_are_each_seeds_own(features, in_features, sequ
     for s in range(seeds):
         own = params if shared else jax.tree.map(lambda p, s=s: p[s], params)
         want = grad(own, xs[s])
-        if features <= SEEDS_LAST_UNITS:
+        if features <= layer.SEEDS_LAST_UNITS:
             chex.assert_trees_all_equal(jax.tree.map(lambda g, s=s: g[s], got), want)
         else:
             chex.assert_trees_all_close(
