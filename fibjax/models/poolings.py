@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fibjax.models.attention import attention_pooling
+from fibjax.models.attention import additive_pooling, attention_pooling, dot_pooling
 from fibjax.models.initializers import attention_normal, glorot_uniform, zeros
 
 
@@ -133,14 +133,18 @@ class AdditiveAttention(Attention):
 
     KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("query_kernel", "key_kernel", "bias", "score")
 
-    def scores(self, h: jax.Array) -> jax.Array:
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, H]`` → ``<float32>[batch, H]``; α sown."""
         units = h.shape[-1]
         query_kernel = self.param("query_kernel", glorot_uniform, (units, units))
         key_kernel = self.param("key_kernel", glorot_uniform, (units, units))
         bias = self.param("bias", zeros, (units,))
         score = self.param("score", glorot_uniform, (units, 1))
-        query = (h[:, -1] @ query_kernel)[:, None, :]
-        return (jnp.tanh(query + h @ key_kernel + bias) @ score)[..., 0]
+        weights = (query_kernel, key_kernel, bias, score)
+        context, alpha = additive_pooling(h, *weights, seeds_last_form=self.seeds_last_form)
+        self.sow("intermediates", "alpha", alpha)
+        return context
 
 
 class DotAttention(Attention):
@@ -151,8 +155,12 @@ class DotAttention(Attention):
 
     KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("key_kernel", "query")
 
-    def scores(self, h: jax.Array) -> jax.Array:
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """``<float32>[batch, time, H]`` → ``<float32>[batch, H]``; α sown."""
         units = h.shape[-1]
         key_kernel = self.param("key_kernel", glorot_uniform, (units, units))
         query = self.param("query", glorot_uniform, (units, 1))
-        return ((h @ key_kernel) @ query)[..., 0] / jnp.sqrt(jnp.asarray(units, h.dtype))
+        context, alpha = dot_pooling(h, key_kernel, query, seeds_last_form=self.seeds_last_form)
+        self.sow("intermediates", "alpha", alpha)
+        return context

@@ -1,5 +1,7 @@
 """Shapes, parameter counts and the forward pass against NumPy, for every module."""
 
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -22,7 +24,6 @@ from fibjax.models import (
     orthogonal,
     predict,
 )
-from fibjax.models.attention import attention_pooling
 from fibjax.models.poolings import _max_over_last, softmax
 from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, times_matrix
 
@@ -186,66 +187,85 @@ def test_rnn_gradients_under_vmap_are_each_seeds_own(
             )
 
 
-def _numpy_attention_loss(h, kernel, bias, w):
-    alpha = helpers.softmax(
-        helpers.attention_scores("attention", {"kernel": kernel, "bias": bias}, h)
-    )
+WRITTEN_OUT_ATTENTION = [name for name, entry in POOLINGS.items() if entry.has_attention]
+
+
+def _pooled(name, params, h):
+    """An attention pooling's context and α."""
+    context, state = POOLINGS[name].module().apply({"params": params}, h, mutable=["intermediates"])
+    return context, state["intermediates"]["alpha"][0]
+
+
+def _numpy_pooling_loss(name, params, h, w):
+    alpha = helpers.softmax(helpers.attention_scores(name, params, h))
     context = (h * alpha[..., None]).sum(axis=1)
     return np.sum(np.tanh(context @ w)) + 0.3 * np.sum(alpha[:, 0] ** 2)
 
 
-# The pooling's backward pass is written out (fibjax.models.attention); from the notebook's 2 units
-# to 8, and windows of 5 to 20. The loss also reads α, so the gradient through α's output is
-# checked too.
+def _pooling_inputs(name, batch, time, features, seeds=None):
+    lead = () if seeds is None else (seeds,)
+    h = np.tanh(helpers.normal(10, (*lead, batch, time, features)))
+    params = POOLINGS[name].module().init(KEY, h[0] if seeds else h)["params"]
+    params = {
+        key: 0.5 * helpers.normal(11 + i, (*lead, *np.shape(value)))
+        for i, (key, value) in enumerate(sorted(params.items()))
+    }
+    return h, params
+
+
+# The attention poolings' backward passes are written out (fibjax.models.attention); from the
+# notebook's 2 units to 8, and windows of 5 to 20. The loss also reads α, so the gradient through
+# α's output is checked too.
+@pytest.mark.parametrize("name", WRITTEN_OUT_ATTENTION)
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
-def test_attention_pooling_gradients_match_finite_differences(batch, time, features):
-    h = np.tanh(helpers.normal(10, (batch, time, features)))
-    kernel = helpers.normal(11, (features, 1))
-    bias = 0.5 * helpers.normal(12, (time, 1))
+def test_attention_pooling_gradients_match_finite_differences(name, batch, time, features):
+    h, params = _pooling_inputs(name, batch, time, features)
     w = helpers.normal(13, (features,))
 
-    def loss(h, kernel, bias):
-        context, alpha = attention_pooling(h, kernel, bias)
+    def loss(h, params):
+        context, alpha = _pooled(name, params, h)
         return jnp.sum(jnp.tanh(context @ w)) + 0.3 * jnp.sum(alpha[:, 0] ** 2)
 
-    got = jax.grad(loss, argnums=(0, 1, 2))(h, kernel, bias)
-    args = [np.asarray(a, np.float64) for a in (h, kernel, bias)]
+    got_h, got_params = jax.grad(loss, argnums=(0, 1))(h, params)
+    h64 = np.asarray(h, np.float64)
+    p64 = {key: np.asarray(value, np.float64) for key, value in params.items()}
     w64 = np.asarray(w, np.float64)
-    for i, name in enumerate(["h", "kernel", "bias"]):
+    numeric = helpers.central_differences(lambda v: _numpy_pooling_loss(name, p64, v, w64), h64)
+    np.testing.assert_allclose(got_h, numeric, atol=2e-5, err_msg="h")
+    for key in params:
 
-        def numpy_loss(value, i=i):
-            return _numpy_attention_loss(*args[:i], value, *args[i + 1 :], w64)
+        def numpy_loss(value, key=key):
+            return _numpy_pooling_loss(name, {**p64, key: value}, h64, w64)
 
-        numeric = helpers.central_differences(numpy_loss, args[i])
-        np.testing.assert_allclose(got[i], numeric, atol=2e-5, err_msg=name)
+        numeric = helpers.central_differences(numpy_loss, p64[key])
+        np.testing.assert_allclose(got_params[key], numeric, atol=2e-5, err_msg=key)
 
 
-# Under vmap over seeds on a CPU the pooling runs with the seed axis last (fibjax.models.attention);
+# Under vmap over seeds on a CPU the poolings run with the seed axis last (fibjax.models.attention);
 # each seed must get its own outputs and gradients, with weights of its own or shared. (Alone it
 # runs the same code without storing the scores' gradient, which can change the last bits.)
+@pytest.mark.parametrize("name", WRITTEN_OUT_ATTENTION)
 @pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
 @pytest.mark.parametrize("shared", [False, True])
-def test_attention_pooling_under_vmap_is_each_seeds_own(batch, time, features, shared):
+def test_attention_pooling_under_vmap_is_each_seeds_own(name, batch, time, features, shared):
     seeds = 16
-    h = np.tanh(helpers.normal(10, (seeds, batch, time, features)))
-    kernel = helpers.normal(11, (seeds, features, 1))
-    bias = 0.5 * helpers.normal(12, (seeds, time, 1))
+    h, params = _pooling_inputs(name, batch, time, features, seeds)
     if shared:
-        kernel, bias = kernel[0], bias[0]
-    d_context = helpers.normal(13, (seeds, batch, features))
-    d_alpha = helpers.normal(14, (seeds, batch, time))
+        params = jax.tree.map(lambda p: p[0], params)
+    d_context = helpers.normal(20, (seeds, batch, features))
+    d_alpha = helpers.normal(21, (seeds, batch, time))
 
     @jax.jit
-    def outputs_and_gradients(h, kernel, bias, d_context, d_alpha):
-        out, vjp = jax.vjp(attention_pooling, h, kernel, bias)
+    def outputs_and_gradients(h, params, d_context, d_alpha):
+        out, vjp = jax.vjp(functools.partial(_pooled, name), params, h)
         return out, vjp((d_context, d_alpha))
 
-    axes = (0, None, None, 0, 0) if shared else 0
-    got = jax.vmap(outputs_and_gradients, in_axes=axes)(h, kernel, bias, d_context, d_alpha)
+    axes = (0, None, 0, 0) if shared else 0
+    got = jax.vmap(outputs_and_gradients, in_axes=axes)(h, params, d_context, d_alpha)
     chex.assert_tree_all_finite(got)
     for s in range(seeds):
-        own = (kernel, bias) if shared else (kernel[s], bias[s])
-        want = outputs_and_gradients(h[s], *own, d_context[s], d_alpha[s])
+        own = params if shared else jax.tree.map(lambda p, s=s: p[s], params)
+        want = outputs_and_gradients(h[s], own, d_context[s], d_alpha[s])
         chex.assert_trees_all_close(jax.tree.map(lambda g, s=s: g[s], got), want, atol=1e-6)
 
 
