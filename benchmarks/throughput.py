@@ -26,6 +26,8 @@ Not a test.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import io
 import json
 import os
@@ -148,20 +150,30 @@ class Measurer:
         # A compilation from scratch: neither this process's memo of compiled programs nor
         # JAX's caches of traced functions may answer it. (Versions from before the memo have
         # none to clear.)
-        memo = getattr(self.modules["program_cache"], "COMPILED", None)
-        if memo is not None:
-            memo.clear()
+        for name in ("COMPILED", "INITIALS"):
+            memo = getattr(self.modules["program_cache"], name, None)
+            if memo is not None:
+                memo.clear()
         jax.clear_caches()
-        xla_s = []
-        compile_program = seeds_module.compile_program
+        # The training and orders programs are compiled in compile_seeds's module, the initial
+        # weights' program (versions that draw them ahead) in its own.
+        timings = {"seeds": [], "initial": []}
+        patched = {"seeds": seeds_module}
+        if importlib.util.find_spec("fibjax.training.initial") is not None:
+            patched["initial"] = importlib.import_module("fibjax.training.initial")
+        originals = {name: module.compile_program for name, module in patched.items()}
 
-        def timed(lowered, platform):
-            start = time.perf_counter()
-            compiled = compile_program(lowered, platform)
-            xla_s.append(time.perf_counter() - start)
-            return compiled
+        def timed(name):
+            def compile_timed(lowered, platform):
+                start = time.perf_counter()
+                compiled = originals[name](lowered, platform)
+                timings[name].append(time.perf_counter() - start)
+                return compiled
 
-        seeds_module.compile_program = timed
+            return compile_timed
+
+        for name, module in patched.items():
+            module.compile_program = timed(name)
         try:
             start = time.perf_counter()
             self.run = seeds_module.compile_seeds(
@@ -169,17 +181,20 @@ class Measurer:
             )
             compile_s = time.perf_counter() - start
         finally:
-            seeds_module.compile_program = compile_program
+            for name, module in patched.items():
+                module.compile_program = originals[name]
+        xla_s = timings["seeds"]
         jax.block_until_ready(self.run())  # the first call pays one-off transfers
         memory = self.run.compiled.memory_analysis()
         program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
         program_bytes += memory.temp_size_in_bytes
         return {
             "compile_s": compile_s,
-            "xla_s": sum(xla_s),
+            "xla_s": sum(xla_s) + sum(timings["initial"]),
             # The training program is compiled first; after it, a version that draws the
             # windows' orders ahead compiles that program (once for every model on the seeds).
             "xla_training_s": xla_s[0],
+            "xla_initial_s": sum(timings["initial"]),
             "program_mib": program_bytes / 2**20,
         }
 
@@ -349,6 +364,7 @@ def measure_row(workers: dict[str, Worker], args, cell: str, model: str, seeds: 
                 f"{prefix}compile_s": fastest["compile_s"],
                 f"{prefix}xla_compile_s": fastest["xla_s"],
                 f"{prefix}xla_training_s": fastest.get("xla_training_s", fastest["xla_s"]),
+                f"{prefix}xla_initial_s": fastest.get("xla_initial_s", 0.0),
                 f"{prefix}compile_s_all": [c["compile_s"] for c in compiles[name]],
                 f"{prefix}run_s": run_s,
                 f"{prefix}run_s_all": times[name],
@@ -385,17 +401,21 @@ def cpu_name() -> str:
 
 
 def _xla(row: dict, prefix: str) -> str:
-    """XLA's compile time: the training program's, ``+`` the orders program's where there is one."""
+    """XLA's compile time: the training program's, ``+`` the orders program's and the initial
+    weights' program's where there are those."""
     whole, training = row[f"{prefix}xla_compile_s"], row[f"{prefix}xla_training_s"]
-    orders = whole - training
-    return f"{training:.2f} + {orders:.2f}" if orders > 0.005 else f"{whole:.2f}"
+    initial = row.get(f"{prefix}xla_initial_s", 0.0)
+    orders = whole - training - initial
+    parts = [training] + [s for s in (orders, initial) if s > 0.005]
+    return " + ".join(f"{s:.2f}" for s in parts)
 
 
 def print_table(rows: list[dict]) -> None:
     ratio = "ratio" in rows[0]
     extra = " | previous | × previous | previous compile (s)" if ratio else ""
     print(
-        "| cell | model | seeds | compile (s): all (XLA: training + orders) | seed-epochs/s"
+        "| cell | model | seeds | compile (s): all (XLA: training + orders + initial weights)"
+        " | seed-epochs/s"
         " | × Python loop"
         " | program (MiB)"
         f"{extra} |\n|---|---|---:|---:|---:|---:|---:{'|---:|---:|---:' if ratio else ''}|"

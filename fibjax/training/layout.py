@@ -42,6 +42,9 @@ class ProgramLayout:
       orders_ahead: every epoch's order of the windows is drawn before training, by a program
         of its own that every model trained on the same seeds shares, instead of inside each
         model's epoch loop.
+      initials_ahead: the seeds' initial weights are drawn before training, by a program of
+        their own that every window and scaling of a model shares
+        (:mod:`fibjax.training.initial`), instead of inside each training program.
     """
 
     name: str
@@ -50,6 +53,7 @@ class ProgramLayout:
     steps_per_iteration: int = 1
     chunked: bool = True
     orders_ahead: bool = False
+    initials_ahead: bool = False
 
     def time_unroll(self, config: TrainConfig) -> int | bool:
         """The recurrent loops' ``unroll``: ``True`` (no loop) or the config's."""
@@ -62,7 +66,11 @@ class ProgramLayout:
 # and drawn once for all of them: a second model trained 1.29 (vanilla) and 1.13 (attention) times
 # as fast (benchmarks/NOTES.md). The accelerators' program keeps it inside (not measured there;
 # every epoch's orders of very many seeds at once take much memory).
-CPU_LAYOUT = ProgramLayout("cpu", seeds_last=True, unroll_time=False, orders_ahead=True)
+# The initial weights likewise: a quarter to a third of a training program's compile time on a CPU
+# (fibjax.training.initial). Not measured on an accelerator, whose program keeps them inside.
+CPU_LAYOUT = ProgramLayout(
+    "cpu", seeds_last=True, unroll_time=False, orders_ahead=True, initials_ahead=True
+)
 # One step per iteration of the step loop until measured otherwise on a GPU
 # (benchmarks/accelerator.py measures 1, 2 and 4; benchmarks/NOTES.md).
 ACCELERATOR_LAYOUT = ProgramLayout("accelerator", seeds_last=False, unroll_time=True, chunked=False)

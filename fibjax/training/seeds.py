@@ -25,6 +25,7 @@ from fibjax.training import program_cache as program_cache_lib
 from fibjax.training import progress as progress_lib
 from fibjax.training import runtime as runtime_lib
 from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
+from fibjax.training.initial import SeedInitials, compile_initials
 from fibjax.training.layout import (
     ProgramLayout,
     default_chunk,
@@ -122,6 +123,9 @@ class CompiledSeeds:
       n_rates: learning rates, or ``None`` when it was compiled for the config's one.
       orders: the seeds' orders of the windows, drawn ahead (:class:`SeedOrders`), or ``None``
         when the program draws them in its epoch loop.
+      initials: the program drawing the seeds' initial weights ahead
+        (:class:`fibjax.training.initial.SeedInitials`), or ``None`` when the training
+        program draws them.
     """
 
     compiled: Any
@@ -131,6 +135,7 @@ class CompiledSeeds:
     n_seeds: int
     n_rates: int | None = None
     orders: SeedOrders | None = None
+    initials: SeedInitials | None = None
 
     @property
     def devices(self) -> tuple[jax.Device, ...]:
@@ -146,7 +151,8 @@ class CompiledSeeds:
         """
         windows = self.windows if data is None else self._same_shapes(data)
         orders = () if self.orders is None else (self.orders(self.seeds),)
-        result = self.compiled(self.seeds, self.rates, windows, *orders)
+        initials = () if self.initials is None else (self.initials(self.seeds),)
+        result = self.compiled(self.seeds, self.rates, windows, *orders, *initials)
         if not self.seeds.is_fully_addressable:
             # Seeds trained by other processes (jax.distributed): every process gets them all.
             result = multihost_utils.process_allgather(result, tiled=True)
@@ -165,13 +171,19 @@ class CompiledSeeds:
 
 
 def _seeds_program(
-    train_on: Callable[..., FitResult], mesh: jax.sharding.Mesh, chunk: int, orders: bool
+    train_on: Callable[..., FitResult],
+    mesh: jax.sharding.Mesh,
+    chunk: int,
+    orders: bool,
+    initials: bool,
 ) -> Callable[..., FitResult]:
     """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
     after another; the learning rates and the windows replicated, the orders (when ``orders``)
-    sharded with the seeds."""
+    and the initial weights (when ``initials``) sharded with the seeds, in that order."""
 
-    def train_seeds(local_seeds, rates, windows, *local_orders):
+    def train_seeds(local_seeds, rates, windows, *ahead):
+        local_orders = ahead[0] if orders else None
+        local_initials = ahead[-1] if initials else None
         # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
         local_keys = seed_keys(local_seeds)
@@ -181,10 +193,12 @@ def _seeds_program(
             # The rate is one traced scalar for the whole chunk, not a vmapped value: so each
             # seed's arithmetic is the same whatever the chunk's width, and a seed's result
             # does not depend on how the seeds were spread over devices.
-            def train(key_orders):
-                return train_on(key_orders[0], windows, learning_rate, None, *key_orders[1:])
+            def train(each):
+                key, order, params = each
+                return train_on(key, windows, learning_rate, params, order)
 
-            return jax.lax.map(train, (local_keys, *local_orders), batch_size=batch_size)
+            each = (local_keys, local_orders, local_initials)
+            return jax.lax.map(train, each, batch_size=batch_size)
 
         return jax.lax.map(at_rate, rates)
 
@@ -193,7 +207,7 @@ def _seeds_program(
         jax.shard_map(
             train_seeds,
             mesh=mesh,
-            in_specs=(seeds, P(), P(), *([seeds] if orders else [])),
+            in_specs=(seeds, P(), P(), *([seeds] * (orders + initials))),
             out_specs=P(None, "seeds"),
             check_vma=False,
         )
@@ -275,9 +289,18 @@ def compile_seeds(
     windows = _global(Windows.of(data), replicated)
 
     orders_args = _orders_spec(config, data, len(padded), layout, mesh)
+    initials, initials_args = None, ()
+    if layout.initials_ahead:
+        window, in_features = data.train_x.shape[1:]
+        initials, shapes = compile_initials(
+            config, window, in_features, len(padded), mesh, program_cache
+        )
+        initials_args = (shapes,)
+    ahead = (*orders_args, *initials_args)
 
     def trace() -> Callable[..., FitResult]:
-        return _seeds_program(make_train_on(config, layout), mesh, chunk, bool(orders_args))
+        train_on = make_train_on(config, layout)
+        return _seeds_program(train_on, mesh, chunk, bool(orders_args), bool(initials_args))
 
     parts = {
         # The learning rates and the windows' values are arguments: not part of the key.
@@ -288,16 +311,17 @@ def compile_seeds(
         "chunk": chunk,
         "layout": dataclasses.asdict(layout),
         "orders_ahead": [str(spec.dtype) for spec in orders_args],
+        "initials_ahead": bool(initials_args),
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
 
     def make() -> Any:
         if program_cache is None:
-            lowered = trace().lower(seeds_arg, rates_arg, windows, *orders_args)
+            lowered = trace().lower(seeds_arg, rates_arg, windows, *ahead)
         else:
             lowered = program_cache_lib.lower_cached(
-                program_cache, parts, trace, seeds_arg, rates_arg, windows, *orders_args
+                program_cache, parts, trace, seeds_arg, rates_arg, windows, *ahead
             )
         # Checked once the program is traced, from its parameters' shapes: before XLA's
         # compilation, the long part, without tracing the model once more to count them.
@@ -320,6 +344,7 @@ def compile_seeds(
         n_seeds=len(seeds),
         n_rates=None if learning_rates is None else len(rates),
         orders=orders,
+        initials=initials,
     )
 
 
