@@ -90,7 +90,7 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "sweep_args": sweep_args,
         "commit": commit_of("HEAD"),
-        "baseline": {"ref": args.baseline, "commit": commit_of(args.baseline)},
+        "baseline": {"ref": args.baseline, "commit": commit_of(args.baseline, False)},
         "runs": runs,
         "wall_ratio_new_to_baseline": best["new"] / best["baseline"],
     }

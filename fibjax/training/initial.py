@@ -72,21 +72,22 @@ def _initial_program(
     )
 
 
-def compile_initials(
+def initials_program(
     config: TrainConfig,
     window: int,
     in_features: int,
     n_padded: int,
     mesh: jax.sharding.Mesh,
     program_cache: Path | None,
-) -> tuple[SeedInitials, Any]:
-    """The program drawing ``n_padded`` seeds' initial weights on ``mesh``, and their shapes.
-
-    From this process's memo (:data:`fibjax.training.program_cache.INITIALS`) when it has it.
+) -> tuple[Callable[[], SeedInitials], Any]:
+    """The program drawing ``n_padded`` seeds' initial weights on ``mesh``: how to compile it,
+    and the shapes of what it draws.
 
     Returns:
-      The :class:`SeedInitials` and a tree of ``jax.ShapeDtypeStruct`` of its output, sharded
-      over the seeds, for lowering the training program that takes the weights.
+      A function that compiles the program (or takes it from this process's memo,
+      :data:`fibjax.training.program_cache.INITIALS`) and returns its :class:`SeedInitials`,
+      to run beside the training program's compilation; and a tree of ``jax.ShapeDtypeStruct``
+      of the weights, sharded over the seeds, for lowering the training program that takes them.
     """
     devices = list(mesh.devices.flat)
     window = init_window(config, window)
@@ -109,9 +110,11 @@ def compile_initials(
     def make():
         return compile_program(program.lower(seeds), devices[0].platform)
 
-    compiled = program_cache_lib.INITIALS.get_or_make(key, make)
+    def compiled() -> SeedInitials:
+        return SeedInitials(program_cache_lib.INITIALS.get_or_make(key, make))
+
     shapes = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
         jax.eval_shape(program, seeds),
     )
-    return SeedInitials(compiled), shapes
+    return compiled, shapes

@@ -8,6 +8,7 @@ checked against memory first (:mod:`fibjax.training.memory`); :class:`CompiledSe
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from fibjax.training import program_cache as program_cache_lib
 from fibjax.training import progress as progress_lib
 from fibjax.training import runtime as runtime_lib
 from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
-from fibjax.training.initial import SeedInitials, compile_initials
+from fibjax.training.initial import SeedInitials, initials_program
 from fibjax.training.layout import (
     ProgramLayout,
     default_chunk,
@@ -289,10 +290,17 @@ def compile_seeds(
     windows = _global(Windows.of(data), replicated)
 
     orders_args = _orders_spec(config, data, len(padded), layout, mesh)
-    initials, initials_args = None, ()
+    # The programs beside the training program: compiled in threads while it compiles (XLA
+    # releases Python's lock), each from this process's memo when it has it.
+    beside = {}
+    if orders_args:
+        beside["orders"] = lambda: _compile_orders(
+            config, data, padded, layout, mesh, program_cache
+        )
+    initials_args = ()
     if layout.initials_ahead:
         window, in_features = data.train_x.shape[1:]
-        initials, shapes = compile_initials(
+        beside["initials"], shapes = initials_program(
             config, window, in_features, len(padded), mesh, program_cache
         )
         initials_args = (shapes,)
@@ -331,11 +339,11 @@ def compile_seeds(
         )
         return compile_program(lowered, platform)
 
-    # Two threads compiling the same program (a study compiles ahead) wait for one compilation.
-    compiled = program_cache_lib.COMPILED.get_or_make(memo_key, make)
-    orders = None
-    if orders_args:
-        orders = _compile_orders(config, data, padded, layout, mesh, program_cache)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(beside))) as pool:
+        futures = {name: pool.submit(compile_beside) for name, compile_beside in beside.items()}
+        # Two threads compiling the same program (a study compiles ahead) wait for one.
+        compiled = program_cache_lib.COMPILED.get_or_make(memo_key, make)
+        done = {name: future.result() for name, future in futures.items()}
     return CompiledSeeds(
         compiled=compiled,
         seeds=seeds_arg,
@@ -343,8 +351,8 @@ def compile_seeds(
         windows=windows,
         n_seeds=len(seeds),
         n_rates=None if learning_rates is None else len(rates),
-        orders=orders,
-        initials=initials,
+        orders=done.get("orders"),
+        initials=done.get("initials"),
     )
 
 

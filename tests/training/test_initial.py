@@ -7,7 +7,7 @@ import pytest
 from fibjax.models import BASELINE, CELLS, POOLINGS, init_params
 from fibjax.training import program_cache
 from fibjax.training.config import TrainConfig
-from fibjax.training.initial import compile_initials, init_window
+from fibjax.training.initial import init_window, initials_program
 from fibjax.training.program import split_key
 
 SEEDS = [5, 0, 9]
@@ -23,7 +23,8 @@ def _mesh():
 
 def _drawn(config, window, seeds):
     padded = len(seeds)
-    initials, shapes = compile_initials(config, window, 1, padded, _mesh(), None)
+    compile_initials, shapes = initials_program(config, window, 1, padded, _mesh(), None)
+    initials = compile_initials()
     sharding = jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec("seeds"))
     drawn = initials(jax.device_put(np.asarray(seeds, np.uint32), sharding))
     return initials, shapes, drawn
