@@ -145,7 +145,6 @@ SEEDS_LAST_SIZES = [
     for cell, entry in CELLS.items()
     if entry.layer.SEEDS_LAST_UNITS
     for features, in_features in [
-        (1, 1),
         (entry.layer.SEEDS_LAST_UNITS, 3),
         (entry.layer.SEEDS_LAST_UNITS + 2, 2),
     ]
@@ -245,8 +244,9 @@ def test_attention_pooling_gradients_match_finite_differences(name, batch, time,
 # each seed must get its own outputs and gradients, with weights of its own or shared. (Alone it
 # runs the same code without storing the scores' gradient, which can change the last bits.)
 @pytest.mark.parametrize("name", WRITTEN_OUT_ATTENTION)
-@pytest.mark.parametrize("batch, time, features", [(1, 20, 2), (3, 7, 4), (2, 5, 8)])
-@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize(
+    "batch, time, features, shared", [(1, 20, 2, False), (3, 7, 4, True), (2, 5, 8, False)]
+)
 def test_attention_pooling_under_vmap_is_each_seeds_own(name, batch, time, features, shared):
     seeds = 16
     h, params = _pooling_inputs(name, batch, time, features, seeds)
