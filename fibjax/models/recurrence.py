@@ -419,6 +419,20 @@ def _gated_gradients(form, cell, x_tm, kernel, recurrent_kernel, saved, d_last, 
     return d_x, _outer_sum(x_tm, d_xp), _outer_sum(h_previous, d_hp), d_bias
 
 
+def _gated_backward(
+    form, cell, return_sequences, unroll, x, kernel, recurrent_kernel, cotangent, saved
+):
+    """dL/dx, dL/dW, dL/dU, dL/d bias in ``form``'s layout (``x [batch, time, ...]``, ``saved``
+    time first), from the output's cotangent."""
+    if return_sequences:
+        d_last, per_step = jnp.zeros_like(saved[0][0]), jnp.swapaxes(cotangent, 0, 1)
+    else:
+        d_last, per_step = cotangent, None
+    args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
+    d_x, *rest = _gated_gradients(form, cell, jnp.swapaxes(x, 0, 1), *args)
+    return (jnp.swapaxes(d_x, 0, 1), *rest)
+
+
 @functools.cache
 def _gated_under_vmap(cell: str, return_sequences: bool, unroll: int):
     """The gated forward pass (what it keeps) and backward pass, each seed-last under vmap."""
@@ -430,28 +444,16 @@ def _gated_under_vmap(cell: str, return_sequences: bool, unroll: int):
     def saved_last(x, kernel, recurrent_kernel, bias):
         return _gated_scan_last(cell, jnp.moveaxis(x, 1, 0), kernel, recurrent_kernel, bias, unroll)
 
-    def cotangents(saved, cotangent, time_axis):
-        if return_sequences:
-            return jnp.zeros_like(saved[0][0]), jnp.moveaxis(cotangent, time_axis, 0)
-        return cotangent, None
+    def gradients(form):
+        def backward(x, kernel, recurrent_kernel, cotangent, *saved):
+            args = (x, kernel, recurrent_kernel, cotangent, saved)
+            return _gated_backward(form, cell, return_sequences, unroll, *args)
 
-    def plain_gradients(x, kernel, recurrent_kernel, cotangent, *saved):
-        d_last, per_step = cotangents(saved, cotangent, 1)
-        x_tm = jnp.swapaxes(x, 0, 1)
-        args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
-        d_x, *rest = _gated_gradients(_PLAIN, cell, x_tm, *args)
-        return (jnp.swapaxes(d_x, 0, 1), *rest)
-
-    def gradients_last(x, kernel, recurrent_kernel, cotangent, *saved):
-        d_last, per_step = cotangents(saved, cotangent, 1)
-        x_tm = jnp.moveaxis(x, 1, 0)
-        args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
-        d_x, *rest = _gated_gradients(_LAST, cell, x_tm, *args)
-        return (jnp.moveaxis(d_x, 0, 1), *rest)
+        return backward
 
     return (
         seeds_last.under_vmap(plain_saved, saved_last),
-        seeds_last.under_vmap(plain_gradients, gradients_last),
+        seeds_last.under_vmap(gradients(_PLAIN), gradients(_LAST)),
     )
 
 
@@ -490,14 +492,8 @@ def _gated_rnn_bwd(cell, return_sequences, unroll, last_form, residuals, cotange
     if _seeds_last_gated(cell, recurrent_kernel, last_form):
         backward = _gated_under_vmap(cell, return_sequences, unroll)[1]
         return backward(x, kernel, recurrent_kernel, cotangent, *saved)
-    if return_sequences:
-        d_last, per_step = jnp.zeros_like(saved[0][0]), jnp.swapaxes(cotangent, 0, 1)
-    else:
-        d_last, per_step = cotangent, None
-    x_tm = jnp.swapaxes(x, 0, 1)
-    args = (kernel, recurrent_kernel, saved, d_last, per_step, unroll)
-    d_x, *rest = _gated_gradients(_PLAIN, cell, x_tm, *args)
-    return (jnp.swapaxes(d_x, 0, 1), *rest)
+    args = (x, kernel, recurrent_kernel, cotangent, saved)
+    return _gated_backward(_PLAIN, cell, return_sequences, unroll, *args)
 
 
 _gated_rnn.defvjp(_gated_rnn_fwd, _gated_rnn_bwd)
