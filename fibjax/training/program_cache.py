@@ -191,9 +191,9 @@ COMPILED = ProgramMemo(maxsize=8)
 # windows, train on the same seeds and read the same orders. A set is at most
 # fibjax.training.layout.ORDERS_AHEAD_BYTES (about 3 MB for the default comparison).
 ORDERS = ProgramMemo(maxsize=3)
-# The programs that draw initial weights (fibjax.training.initial), kept apart from COMPILED: a
-# sweep asks for a model's again at each of its windows, with other training programs between.
-# Each is small (tens of kB).
+# The programs that draw initial weights (fibjax.training.initial), with the shapes of what they
+# draw, kept apart from COMPILED: a sweep asks for a model's again at each of its windows, with
+# other training programs between. Each is small (tens of kB).
 INITIALS = ProgramMemo(maxsize=32)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from fibjax.data import fibonacci_windows
 from fibjax.results import provenance
+from fibjax.training import initial as initial_lib
 from fibjax.training import program_cache
 from fibjax.training import seeds as seeds_lib
 from fibjax.training.config import TrainConfig
@@ -26,9 +27,11 @@ SEEDS = [0, 1, 2]
 def no_compiled_programs_kept(monkeypatch):
     # These tests are of the folder, which serves new processes: each call here is one.
     monkeypatch.setattr(program_cache, "COMPILED", program_cache.ProgramMemo(maxsize=0))
+    monkeypatch.setattr(program_cache, "INITIALS", program_cache.ProgramMemo(maxsize=0))
 
 
 def _programs(folder):
+    """The saved programs: a model's training and its initial weights' (CPU layout)."""
     return sorted(folder.glob(f"*{program_cache.SUFFIX}"))
 
 
@@ -36,7 +39,7 @@ def test_a_cached_program_gives_the_same_results(tmp_path):
     direct = compile_seeds(CONFIG, SMALL, SEEDS)()
     first = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
     again = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
-    assert len(_programs(tmp_path)) == 1
+    assert len(_programs(tmp_path)) == 2
     chex.assert_trees_all_close(first, direct, atol=1e-6)
     chex.assert_trees_all_equal(again, first)
 
@@ -48,28 +51,31 @@ def test_a_hit_does_not_trace(tmp_path, monkeypatch):
         raise AssertionError("traced although the program was saved")
 
     monkeypatch.setattr(seeds_lib, "make_train_on", no_tracing)
+    monkeypatch.setattr(initial_lib, "make_model", no_tracing)  # nor the initial weights'
     result = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
     chex.assert_shape(result.test_mse, (len(SEEDS),))
     with pytest.raises(AssertionError, match="traced"):  # a miss does trace
         compile_seeds(TrainConfig("vanilla", epochs=2), SMALL, SEEDS, program_cache=tmp_path)
 
 
+# The initial weights' program depends on the seed count, not on the epochs or the windows' count:
+# a change of those saves a training program only.
 @pytest.mark.parametrize(
-    "change",
+    "change, saved",
     [
-        {"config": TrainConfig("attention", epochs=3)},
-        {"data": fibonacci_windows(n_terms=81, window=6)},
+        ({"config": TrainConfig("attention", epochs=3)}, 3),
+        ({"data": fibonacci_windows(n_terms=81, window=6)}, 3),
         # Enough seeds to change the padded count (at least 32 a device,
         # fibjax.training.layout.MIN_CHUNK).
-        {"seeds": list(range(100))},
+        ({"seeds": list(range(100))}, 4),
     ],
     ids=["epochs", "data_shape", "seed_count"],
 )
-def test_what_the_program_is_traced_from_is_in_its_key(tmp_path, change):
+def test_what_the_program_is_traced_from_is_in_its_key(tmp_path, change, saved):
     compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)
     args = {"config": CONFIG, "data": SMALL, "seeds": SEEDS, **change}
     compile_seeds(args["config"], args["data"], args["seeds"], program_cache=tmp_path)
-    assert len(_programs(tmp_path)) == 2
+    assert len(_programs(tmp_path)) == saved
 
 
 @pytest.mark.parametrize(
@@ -89,7 +95,7 @@ def test_arguments_of_the_program_are_not_in_its_key(tmp_path, change):
     direct = compile_seeds(args["config"], args["data"], SEEDS)()
     compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)
     cached = compile_seeds(args["config"], args["data"], SEEDS, program_cache=tmp_path)()
-    assert len(_programs(tmp_path)) == 1
+    assert len(_programs(tmp_path)) == 2
     chex.assert_trees_all_close(cached, direct, atol=1e-6)
 
 
@@ -97,17 +103,18 @@ def test_the_seeds_themselves_are_not_in_the_key(tmp_path):
     # The keys are the program's argument: other seeds of the same count reuse it.
     a = compile_seeds(CONFIG, SMALL, [0, 1, 2], program_cache=tmp_path)()
     b = compile_seeds(CONFIG, SMALL, [7, 8, 9], program_cache=tmp_path)()
-    assert len(_programs(tmp_path)) == 1
+    assert len(_programs(tmp_path)) == 2
     assert not np.array_equal(a.test_mse, b.test_mse)
 
 
 def test_a_damaged_program_is_traced_again(tmp_path):
     expected = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
-    (saved,) = _programs(tmp_path)
-    saved.write_bytes(b"not a program")
+    saved = _programs(tmp_path)
+    for program in saved:
+        program.write_bytes(b"not a program")
     result = compile_seeds(CONFIG, SMALL, SEEDS, program_cache=tmp_path)()
     chex.assert_trees_all_equal(result, expected)
-    assert saved.read_bytes() != b"not a program"
+    assert all(program.read_bytes() != b"not a program" for program in saved)
 
 
 def test_keys_follow_jax_settings():
