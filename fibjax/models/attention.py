@@ -65,7 +65,7 @@ def _computed_once(f, *args):
     return jax.lax.cond(args[0].reshape(-1)[0] > 0, f, f, *args)
 
 
-def _backward_last(h, kernel, scores, alpha, d_context, d_alpha, store=True):
+def _backward_last(h, kernel, bias, scores, alpha, d_context, d_alpha, store=True):
     """dL/dh, dL/dW_a and dL/db from the residuals and the cotangents, seed axis last.
 
     ``store``: compute the scores' gradient once (:func:`_computed_once`). One seed alone runs
@@ -74,6 +74,7 @@ def _backward_last(h, kernel, scores, alpha, d_context, d_alpha, store=True):
     (tests/training/test_program.py). So a seed trained alone and the same seed among others can
     differ in their last bits.
     """
+    del bias  # the gradients do not depend on it
     g = d_context[:, None]
     d_scores = _scores_gradient(h, alpha, d_context, d_alpha)
     if store:
@@ -84,40 +85,6 @@ def _backward_last(h, kernel, scores, alpha, d_context, d_alpha, store=True):
     d_kernel = seeds_last.outer_sum(seeds_last.rows(h), seeds_last.rows(d_pre)[:, None])
     d_h = g * alpha[:, :, None] + d_pre[:, :, None] * kernel[:, 0]
     return d_h, d_kernel, jnp.sum(d_pre, axis=0)[:, None]
-
-
-# The passes under vmap: seed-last on a CPU (the two under_vmap functions), or vmap's own form
-# everywhere (the per-seed functions, which vmap batches as they are).
-_PER_SEED = (
-    seeds_last.per_seed(_forward_last),
-    seeds_last.per_seed(functools.partial(_backward_last, store=False)),
-)
-_SEEDS_LAST = (
-    seeds_last.under_vmap(_PER_SEED[0], _forward_last),
-    seeds_last.under_vmap(_PER_SEED[1], _backward_last),
-)
-
-
-def _passes(seeds_last_form: bool) -> tuple:
-    return _SEEDS_LAST if seeds_last_form else _PER_SEED
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _attention(h, kernel, bias, seeds_last_form):
-    context, alpha, _ = _passes(seeds_last_form)[0](h, kernel, bias)
-    return context, alpha
-
-
-def _attention_fwd(h, kernel, bias, seeds_last_form):
-    context, alpha, scores = _passes(seeds_last_form)[0](h, kernel, bias)
-    return (context, alpha), (h, kernel, scores, alpha)
-
-
-def _attention_bwd(seeds_last_form, residuals, cotangents):
-    return _passes(seeds_last_form)[1](*residuals, *cotangents)
-
-
-_attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 def attention_pooling(
@@ -142,7 +109,7 @@ def attention_pooling(
     >>> context.shape, alpha.shape, bool(jnp.allclose(alpha, 0.2))
     ((3, 2), (3, 5), True)
     """
-    return _attention(h, kernel, bias, bool(seeds_last_form))
+    return _ATTENTION(bool(seeds_last_form), h, (kernel, bias))
 
 
 # The additive and dot forms. Their weights, seed-last: ``[H, H, seeds]`` kernels, ``[H, seeds]``
@@ -209,9 +176,14 @@ def _dot_backward(h, key_kernel, query, keys, alpha, d_context, d_alpha, store=T
 
 
 def _written_out(forward, backward):
-    """``pooled(seeds_last_form, h, *weights) -> (context, α)``, differentiable in reverse mode,
+    """``pooled(seeds_last_form, h, weights) -> (context, α)``, differentiable in reverse mode,
     from a seed-last ``forward -> (context, α, kept)`` and ``backward(h, *weights, kept, α,
-    d_context, d_α) -> (dL/dh, *dL/dweights)``."""
+    d_context, d_α, store) -> (dL/dh, *dL/dweights)``.
+
+    Under ``vmap`` on a CPU the passes run seed-last (the backward storing what it computes
+    once); otherwise, and for one seed alone, the same code with a seed axis of one, without
+    storing (``vmap``'s own form everywhere, as it batches them).
+    """
     plain = (
         seeds_last.per_seed(forward),
         seeds_last.per_seed(functools.partial(backward, store=False)),
@@ -237,6 +209,7 @@ def _written_out(forward, backward):
     return pooled
 
 
+_ATTENTION = _written_out(_forward_last, _backward_last)
 _ADDITIVE = _written_out(_additive_forward, _additive_backward)
 _DOT = _written_out(_dot_forward, _dot_backward)
 

@@ -319,7 +319,6 @@ def compile_seeds(
         "chunk": chunk,
         "layout": dataclasses.asdict(layout),
         "orders_ahead": [str(spec.dtype) for spec in orders_args],
-        "initials_ahead": bool(initials_args),
         "devices": [platform, devices[0].device_kind, len(devices)],
     }
     memo_key = program_cache_lib.memo_key(parts, devices, program_cache)
