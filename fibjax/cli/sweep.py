@@ -220,14 +220,20 @@ def _check_fits(config, n_seeds: int | None = None) -> None:
     seeds (default: the configuration's)."""
     import jax
 
-    from fibjax.training.memory import check_memory
+    from fibjax.training.memory import check_memory, data_shape
 
     n_seeds = len(config.seeds) if n_seeds is None else n_seeds
     n_runs = n_seeds * len(config.learning_rates)
+    checked = set()
     # From the data's configuration: a data set too large to hold is refused before it is built.
     for arm in config.arms():
         data = config.data_config(arm.window, arm.scaling)
         train = config.train_config(arm.cell, arm.model, arm.hidden)
+        # The estimate depends on the data's shapes, not its scaling: each counted once (each
+        # count traces the model).
+        if (train, data_shape(data)) in checked:
+            continue
+        checked.add((train, data_shape(data)))
         try:
             check_memory(train, data, n_runs, jax.local_devices())
         except ValueError as error:

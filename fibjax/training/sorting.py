@@ -19,6 +19,8 @@ import jax
 import jax.custom_batching
 import jax.numpy as jnp
 
+from fibjax.models.seeds_last import by_platform
+
 
 def _network(x: jax.Array) -> jax.Array:
     """Sorts ``<dtype>[n, batch]`` ascending along the first axis, for any ``n``.
@@ -101,7 +103,5 @@ def _sort_numbers_vmap(axis_size, in_batched, x):
     # JAX calls this only with x batched (along its first axis).
     if axis_size < NETWORK_ROWS:
         return jax.lax.sort(x, dimension=1), True
-    by_row = jax.lax.platform_dependent(
-        x, cpu=_sort_rows, default=lambda rows: jax.lax.sort(rows, dimension=1)
-    )
+    by_row = by_platform(x, cpu=_sort_rows, default=lambda rows: jax.lax.sort(rows, dimension=1))
     return by_row, True

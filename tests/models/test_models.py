@@ -5,6 +5,7 @@ import functools
 import chex
 import flax.linen as nn
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from fibjax.models import (
     predict,
 )
 from fibjax.models.poolings import _max_over_last, softmax
-from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, times_matrix
+from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, by_platform, times_matrix
 
 import helpers
 
@@ -565,3 +566,17 @@ def test_seed_last_product_is_the_matrix_product(rows):
     chex.assert_shape(got, (3, 5, 4))
     want = np.stack([a[..., s].astype(np.float64) @ m[..., s] for s in range(4)], axis=-1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(rows))
+
+
+def test_by_platform_traces_only_the_cpu_function_where_the_cpu_is_the_only_platform():
+    # Claim (CPU-only JAX, as in CI): the other platforms' function is never traced, under jit
+    # and vmap, and the CPU function's value comes out.
+    assert set(jax.extend.backend.backends()) == {"cpu"}
+
+    def elsewhere(x):
+        raise AssertionError("traced the function for other platforms")
+
+    got = jax.jit(jax.vmap(lambda x: by_platform(x, cpu=lambda v: 2 * v + 1, default=elsewhere)))(
+        jnp.arange(6.0).reshape(2, 3)
+    )
+    np.testing.assert_array_equal(np.asarray(got), 2 * np.arange(6.0).reshape(2, 3) + 1)
