@@ -29,6 +29,7 @@ from fibjax.models.model import (
     init_params,
     make_model,
     predict,
+    repeat_steps,
 )
 from fibjax.models.poolings import (
     AdditiveAttention,
@@ -90,6 +91,7 @@ __all__ = [
     "orthogonal",
     "pooling_entry",
     "predict",
+    "repeat_steps",
     "scan_cell",
     "zeros",
 ]

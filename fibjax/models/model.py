@@ -142,6 +142,36 @@ def init_params(
     return model.init(key, jnp.zeros((1, window, 1), jnp.float32))["params"]
 
 
+def repeat_steps(params: Any, name: str, window: int, axis: int = 0) -> Any:
+    """A model's parameters drawn for a window of one step, as drawn for ``window`` steps.
+
+    Each of the pooling's per-step parameters (its module's ``STEP_ROWS``, one row per time step
+    along ``axis``, every row initialised alike) is repeated ``window`` times; the rest is
+    returned as it is. For a pooling without such parameters, ``params`` itself.
+
+    Args:
+      params: the model's parameters for a window of one step (with a leading seed axis, pass
+        ``axis=1``).
+      name: the model's pooling, a name from :data:`fibjax.models.POOLINGS`.
+      window: the window length to repeat the rows to.
+      axis: the time axis of the per-step parameters.
+
+    Returns:
+      The parameters for windows of ``window`` terms.
+
+    >>> one = init_params("attention", jax.random.key(0), window=1)
+    >>> repeat_steps(one, "attention", 20)["pooling"]["bias"].shape
+    (20, 1)
+    """
+    rows = pooling_entry(name).module.STEP_ROWS
+    if not rows:
+        return params
+    pooling = dict(params["pooling"])
+    for row in rows:
+        pooling[row] = jnp.repeat(pooling[row], window, axis=axis)
+    return {**params, "pooling": pooling}
+
+
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
     return {

@@ -68,6 +68,13 @@ class Pooling(nn.Module):
 
     seeds_last_form: bool = True
 
+    # The parameters with one row per time step (their first axis) whose initial rows are all
+    # the same, so that drawn for a window of one step and repeated they are a longer window's
+    # own initial values (:func:`fibjax.models.repeat_steps`). A pooling whose every per-step
+    # parameter is named here has its initial weights drawn once for all windows
+    # (:mod:`fibjax.training.initial`).
+    STEP_ROWS: ClassVar[tuple[str, ...]] = ()
+
 
 class LastState(Pooling):
     """The last state, as a Keras recurrent layer returns it without ``return_sequences``."""
@@ -114,6 +121,7 @@ class AttentionPooling(Attention):
     """
 
     KERAS_WEIGHTS: ClassVar[tuple[str, ...]] = ("kernel", "bias")
+    STEP_ROWS: ClassVar[tuple[str, ...]] = ("bias",)  # zeros at every step
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:

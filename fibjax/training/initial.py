@@ -4,8 +4,9 @@ On a CPU, a training program that drew its initial weights itself spent a quarte
 its compile time on them (64 seeds, 30 epochs: the vanilla model's XLA compile 0.93 s with them,
 0.63 s without; the GRU with additive attention 1.68 s and 1.24 s), and every model of a sweep
 drew them again at each window. The weights do not depend on the windows, except for a pooling
-with a weight per time step (``window_bound``), so one program draws them for every window and
-scaling of a model: the default sweep compiles 12 such programs for its 24 training programs.
+with a weight per time step (``window_bound``), whose rows are all initialised alike (its
+``STEP_ROWS``), so one program draws them for a window of one step, and for every window and
+scaling of a model: the default sweep compiles 8 such programs for its 24 training programs.
 Each seed's weights are those the training would draw (the first key of
 :func:`fibjax.training.program.split_key`), so the results are the same bits.
 """
@@ -13,6 +14,7 @@ Each seed's weights are those the training would draw (the first key of
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from fibjax.models import make_model, pooling_entry
+from fibjax.models import make_model, pooling_entry, repeat_steps
 from fibjax.training import program_cache as program_cache_lib
 from fibjax.training.config import TrainConfig, seed_keys
 from fibjax.training.program import compile_program, split_key
@@ -31,22 +33,43 @@ from fibjax.training.program import compile_program, split_key
 @dataclasses.dataclass(frozen=True)
 class SeedInitials:
     """The compiled program that draws the initial weights of a list of seeds; call it with
-    the seeds (``<uint32>[padded]``, sharded) to get them, each leaf ``[padded, ...]``."""
+    the seeds (``<uint32>[padded]``, sharded) to get them, each leaf ``[padded, ...]``.
+
+    Attributes:
+      compiled: the program.
+      model: the model's pooling, when the program draws for one step and its per-step rows
+        are repeated to ``window`` (:func:`fibjax.models.repeat_steps`).
+      window: the window length they are repeated to.
+    """
 
     compiled: Any
+    model: str | None = None
+    window: int | None = None
 
     def __call__(self, seeds: jax.Array) -> Any:
-        return self.compiled(seeds)
+        drawn = self.compiled(seeds)
+        if self.model is None:
+            return drawn
+        sharding = jax.tree.leaves(drawn)[0].sharding
+        return _repeated(drawn, self.model, self.window, sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "window", "sharding"))
+def _repeated(drawn: Any, model: str, window: int, sharding: jax.sharding.Sharding) -> Any:
+    """Every seed's weights drawn for one step, repeated to ``window`` steps, still sharded."""
+    return jax.lax.with_sharding_constraint(repeat_steps(drawn, model, window, axis=1), sharding)
 
 
 def init_window(config: TrainConfig, window: int) -> int:
     """The window the initial weights are drawn for: ``window`` when the model's pooling has a
-    weight per time step, else 1 (the weights are the same for every window).
+    weight per time step that is not the same at every step, else 1 (the weights are the same
+    for every window, up to the per-step rows repeated).
 
     >>> init_window(TrainConfig("attention"), 20), init_window(TrainConfig("dot"), 20)
-    (20, 1)
+    (1, 1)
     """
-    return window if pooling_entry(config.model).window_bound else 1
+    entry = pooling_entry(config.model)
+    return window if entry.window_bound and not entry.module.STEP_ROWS else 1
 
 
 def _initial_program(
@@ -89,10 +112,33 @@ def initials_program(
       to run beside the training program's compilation; and a tree of ``jax.ShapeDtypeStruct``
       of the weights, sharded over the seeds, for lowering the training program that takes them.
       The program is lowered first, read from ``program_cache`` (the folder of saved programs)
-      when it is there.
+      when it is there. A model whose per-step weights are repeated rows shares the program of
+      its one-step window, and its :class:`SeedInitials` repeats them.
     """
+    drawn = init_window(config, window)
+    compile_drawn, shapes = _drawn_program(
+        config, drawn, in_features, n_padded, mesh, program_cache
+    )
+    if drawn == window or not pooling_entry(config.model).module.STEP_ROWS:
+        return compile_drawn, shapes
+    sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
+    repeated = jax.eval_shape(lambda tree: repeat_steps(tree, config.model, window, 1), shapes)
+    shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), repeated
+    )
+    return (lambda: dataclasses.replace(compile_drawn(), model=config.model, window=window)), shapes
+
+
+def _drawn_program(
+    config: TrainConfig,
+    window: int,
+    in_features: int,
+    n_padded: int,
+    mesh: jax.sharding.Mesh,
+    program_cache: Path | None,
+) -> tuple[Callable[[], SeedInitials], Any]:
+    """:func:`initials_program` for the window it is drawn for (no rows repeated)."""
     devices = list(mesh.devices.flat)
-    window = init_window(config, window)
     parts = {
         "initial": {
             "model": config.model,

@@ -24,6 +24,7 @@ from fibjax.models import (
     make_model,
     orthogonal,
     predict,
+    repeat_steps,
 )
 from fibjax.models.poolings import _max_over_last, softmax
 from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, by_platform, times_matrix
@@ -580,3 +581,28 @@ def test_by_platform_traces_only_the_cpu_function_where_the_cpu_is_the_only_plat
         jnp.arange(6.0).reshape(2, 3)
     )
     np.testing.assert_array_equal(np.asarray(got), 2 * np.arange(6.0).reshape(2, 3) + 1)
+
+
+@pytest.mark.parametrize("model", [name for name in POOLINGS if POOLINGS[name].module.STEP_ROWS])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_per_step_rows_repeated_are_a_longer_windows_initial_weights(model, cell):
+    # The contract of STEP_ROWS, against Flax's own init at each window: bit for bit, every leaf.
+    one = init_params(model, KEY, hidden=3, window=1, cell=cell)
+    for window in (2, 20):
+        want = init_params(model, KEY, hidden=3, window=window, cell=cell)
+        jax.tree.map(np.testing.assert_array_equal, repeat_steps(one, model, window), want)
+
+
+@pytest.mark.parametrize("model", list(POOLINGS))
+def test_a_pooling_with_per_step_weights_is_window_bound_and_names_repeated_rows(model):
+    # Its weights that change shape with the window: there exactly when it is window_bound, and
+    # when it names STEP_ROWS, exactly those (fibjax.training.initial draws it for one step then).
+    def pooling_shapes(window):
+        params = init_params(model, KEY, window=window)
+        return {name: np.shape(leaf) for name, leaf in params.get("pooling", {}).items()}
+
+    short, long = pooling_shapes(3), pooling_shapes(5)
+    changing = {name for name in short if short[name] != long[name]}
+    assert bool(changing) == POOLINGS[model].window_bound
+    if POOLINGS[model].module.STEP_ROWS:
+        assert changing == set(POOLINGS[model].module.STEP_ROWS)
