@@ -93,13 +93,25 @@ def locate(
     return per_kernel
 
 
+def _mapping(address: int) -> tuple[int, int]:
+    """The start and end of this process's memory mapping that holds ``address``."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        start, end = (int(part, 16) for part in line.split()[0].split("-"))
+        if start <= address < end:
+            return start, end
+    return address, address + 1
+
+
 def _search(memory: int, address: int, code: dict[str, bytes]) -> tuple[int, str] | None:
+    # Read within the address's own mapping: a read that runs into unmapped memory fails whole
+    # (a large kernel near the start of its mapping was never found that way).
+    start, end = _mapping(address)
     for name, text in code.items():
         if len(text) < 32:
             continue
-        low = max(address - len(text), 0)
+        low = max(address - len(text), start)
         try:
-            window = os.pread(memory, len(text) + 32, low)
+            window = os.pread(memory, min(len(text) + 32, end - low), low)
         except OSError:
             continue
         # The first bytes of a kernel hold no relocated constants: a prologue.
