@@ -458,7 +458,13 @@ def run_comparison(
         _, model, seeds = todo[index]
         # No per-epoch host callback: JAX does not cache programs that hold one, and a second
         # run should not compile again. The progress line shows the elapsed time instead.
-        return compile_seeds(config.train_config(model), data, seeds, program_cache=program_cache)
+        return compile_seeds(
+            config.train_config(model),
+            data,
+            seeds,
+            program_cache=program_cache,
+            initials_along=[model for _, model, _ in config.arms()],
+        )
 
     workers = compile_workers(len(todo), peers)
     with CompilesAhead(compile_arm, len(todo), workers) as programs:

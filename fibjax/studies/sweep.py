@@ -24,6 +24,7 @@ from flax.traverse_util import flatten_dict
 
 from fibjax.cluster.distributed import Peers
 from fibjax.data import windows_from_config
+from fibjax.models import BASELINE
 from fibjax.results import provenance, storage
 from fibjax.studies.compiles import CompilesAhead, compile_workers
 from fibjax.studies.sweep_grid import Arm, SweepConfig, config_from_dict, parse_shard, shard_arms
@@ -323,6 +324,7 @@ def run_sweep(
             config.seeds,
             learning_rates=config.learning_rates,
             program_cache=program_cache,
+            initials_along=(*config.models, BASELINE),
         )
 
     with CompilesAhead(compile_group, len(groups), done.compile_workers) as programs:

@@ -5,8 +5,10 @@ its compile time on them (64 seeds, 30 epochs: the vanilla model's XLA compile 0
 0.63 s without; the GRU with additive attention 1.68 s and 1.24 s), and every model of a sweep
 drew them again at each window. The weights do not depend on the windows, except for a pooling
 with a weight per time step (``window_bound``), whose rows are all initialised alike (its
-``STEP_ROWS``), so one program draws them for a window of one step, and for every window and
-scaling of a model: the default sweep compiles 8 such programs for its 24 training programs.
+``STEP_ROWS``), so one program draws them for a window of one step, for every window and scaling
+of a model; and for every model of a study with the same cell and hidden size, which share their
+recurrent and output weights: the default sweep compiles 2 such programs for its 24 training
+programs.
 Each seed's weights are those the training would draw (the first key of
 :func:`fibjax.training.program.split_key`), so the results are the same bits.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +34,24 @@ from fibjax.training.program import compile_program, split_key
 
 @dataclasses.dataclass(frozen=True)
 class SeedInitials:
-    """The compiled program that draws the initial weights of a list of seeds; call it with
-    the seeds (``<uint32>[padded]``, sharded) to get them, each leaf ``[padded, ...]``.
+    """The compiled program that draws the initial weights of a list of seeds, and which of
+    its models to take; call it with the seeds (``<uint32>[padded]``, sharded) to get that
+    model's weights, each leaf ``[padded, ...]``.
 
     Attributes:
-      compiled: the program.
-      model: the model's pooling, when the program draws for one step and its per-step rows
-        are repeated to ``window`` (:func:`fibjax.models.repeat_steps`).
-      window: the window length they are repeated to.
+      compiled: the program; it gives ``{model: weights}`` for every model it draws.
+      model: the model's pooling.
+      window: ``None``, or the window length that the model's per-step rows, drawn for one step,
+        are repeated to (:func:`fibjax.models.repeat_steps`).
     """
 
     compiled: Any
-    model: str | None = None
+    model: str
     window: int | None = None
 
     def __call__(self, seeds: jax.Array) -> Any:
-        drawn = self.compiled(seeds)
-        if self.model is None:
+        drawn = self.compiled(seeds)[self.model]
+        if self.window is None:
             return drawn
         sharding = jax.tree.leaves(drawn)[0].sharding
         return _repeated(drawn, self.model, self.window, sharding)
@@ -68,20 +71,31 @@ def init_window(config: TrainConfig, window: int) -> int:
     >>> init_window(TrainConfig("attention"), 20), init_window(TrainConfig("dot"), 20)
     (1, 1)
     """
-    entry = pooling_entry(config.model)
-    return window if entry.window_bound and not entry.module.STEP_ROWS else 1
+    return 1 if _one_step(config.model) else window
+
+
+def _one_step(model: str) -> bool:
+    """Whether a model's initial weights, drawn for one step, serve every window."""
+    entry = pooling_entry(model)
+    return not entry.window_bound or bool(entry.module.STEP_ROWS)
 
 
 def _initial_program(
-    config: TrainConfig, window: int, in_features: int, mesh: jax.sharding.Mesh
+    config: TrainConfig, models: tuple[str, ...], window: int, in_features: int, mesh
 ) -> Callable[[jax.Array], Any]:
-    """``jit(shard_map(...))`` drawing each seed's initial weights, as float32."""
-    model = make_model(config.model, config.hidden, cell=config.cell)
+    """``jit(shard_map(...))`` drawing each seed's initial weights of every model in ``models``
+    (``config``'s cell and hidden size), as float32."""
+    made = {name: make_model(name, config.hidden, cell=config.cell) for name in models}
     x = jnp.zeros((1, window, in_features), jnp.float32)
 
     def initial(key):
-        params = model.init(split_key(key)[0], x)["params"]
-        return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+        init_key = split_key(key)[0]
+        return {
+            name: jax.tree.map(
+                lambda p: jnp.asarray(p, jnp.float32), model.init(init_key, x)["params"]
+            )
+            for name, model in made.items()
+        }
 
     seeds = P("seeds")
     return jax.jit(
@@ -102,9 +116,15 @@ def initials_program(
     n_padded: int,
     mesh: jax.sharding.Mesh,
     program_cache: Path | None,
+    along: Sequence[str] = (),
 ) -> tuple[Callable[[], SeedInitials], Any]:
     """The program drawing ``n_padded`` seeds' initial weights on ``mesh``: how to compile it,
-    and the shapes of what it draws.
+    and the shapes of what it draws for ``config``'s model.
+
+    With ``along``, other models (pooling names) of the same cell and hidden size, one program
+    draws all their weights: a study that trains them compiles it once. The models share their
+    recurrent and output weights, so the program compiles in less time than theirs apart (the
+    SimpleRNN's four: 0.9 s of XLA time against 2.1 s; benchmarks/NOTES.md).
 
     Returns:
       A function that compiles the program (or takes it from this process's memo,
@@ -112,36 +132,48 @@ def initials_program(
       to run beside the training program's compilation; and a tree of ``jax.ShapeDtypeStruct``
       of the weights, sharded over the seeds, for lowering the training program that takes them.
       The program is lowered first, read from ``program_cache`` (the folder of saved programs)
-      when it is there. A model whose per-step weights are repeated rows shares the program of
-      its one-step window, and its :class:`SeedInitials` repeats them.
+      when it is there. A model whose per-step weights are repeated rows is drawn for a one-step
+      window, and its :class:`SeedInitials` repeats them.
     """
     drawn = init_window(config, window)
-    compile_drawn, shapes = _drawn_program(
-        config, drawn, in_features, n_padded, mesh, program_cache
+    # Drawn together: the models drawn for a one-step window (each is its own otherwise).
+    models = (config.model,)
+    if drawn == 1:
+        others = {name for name in along if _one_step(name)}
+        models = tuple(sorted({config.model, *others}))
+    compiled, shapes = _drawn_program(
+        config, models, drawn, in_features, n_padded, mesh, program_cache
     )
-    if drawn == window or not pooling_entry(config.model).module.STEP_ROWS:
-        return compile_drawn, shapes
-    sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-    repeated = jax.eval_shape(lambda tree: repeat_steps(tree, config.model, window, 1), shapes)
-    shapes = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), repeated
-    )
-    return (lambda: dataclasses.replace(compile_drawn(), model=config.model, window=window)), shapes
+    shapes = shapes[config.model]
+    repeat = drawn != window and bool(pooling_entry(config.model).module.STEP_ROWS)
+    if repeat:
+        sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
+        repeated = jax.eval_shape(lambda tree: repeat_steps(tree, config.model, window, 1), shapes)
+        shapes = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), repeated
+        )
+
+    def initials() -> SeedInitials:
+        return SeedInitials(compiled(), config.model, window if repeat else None)
+
+    return initials, shapes
 
 
 def _drawn_program(
     config: TrainConfig,
+    models: tuple[str, ...],
     window: int,
     in_features: int,
     n_padded: int,
     mesh: jax.sharding.Mesh,
     program_cache: Path | None,
-) -> tuple[Callable[[], SeedInitials], Any]:
-    """:func:`initials_program` for the window it is drawn for (no rows repeated)."""
+) -> tuple[Callable[[], Any], Any]:
+    """How to compile (or take from the memo) the program drawing ``models``' weights for
+    ``window``, and the shapes of what it draws, ``{model: weights}``."""
     devices = list(mesh.devices.flat)
     parts = {
         "initial": {
-            "model": config.model,
+            "models": list(models),
             "cell": config.cell,
             "hidden": config.hidden,
             "window": window,
@@ -158,7 +190,7 @@ def _drawn_program(
     seeds = jax.ShapeDtypeStruct((n_padded,), np.uint32, sharding=sharding)
 
     def trace():
-        return _initial_program(config, window, in_features, mesh)
+        return _initial_program(config, models, window, in_features, mesh)
 
     # Lowered here, through the folder of saved programs when there is one: a warm run reads the
     # program and its shapes instead of tracing the model's initialisation again (a warm default
@@ -172,9 +204,9 @@ def _drawn_program(
     )
 
     def make():
-        return SeedInitials(compile_program(lowered, devices[0].platform)), shapes
+        return compile_program(lowered, devices[0].platform), shapes
 
-    def compiled() -> SeedInitials:
+    def compiled():
         return program_cache_lib.INITIALS.get_or_make(key, make)[0]
 
     return compiled, shapes

@@ -225,6 +225,7 @@ def compile_seeds(
     chunk: int | None = None,
     program_cache: Path | None = None,
     layout: str | ProgramLayout = "auto",
+    initials_along: Sequence[str] = (),
 ) -> CompiledSeeds:
     """Compiles the training of every seed as one call; returns what runs it.
 
@@ -259,6 +260,10 @@ def compile_seeds(
         seeds last, chunks) or ``"accelerator"`` (every time step written out, ``vmap``'s
         layout, all seeds at once); see :func:`fibjax.training.layout.program_layout`. Forced
         on a CPU, the accelerator program is how CI tests the program a GPU runs.
+      initials_along: other models (pooling names) that a study trains with the same cell,
+        hidden size and seeds: in the CPU layout, one program draws their initial weights with
+        this model's (:func:`fibjax.training.initial.initials_program`), and their own calls
+        find it compiled.
 
     Within a process, the compiled program is kept in :data:`fibjax.training.program_cache.COMPILED`
     (the last few, by configuration, data shapes, run count, chunk and devices): a second call
@@ -301,7 +306,7 @@ def compile_seeds(
     if layout.initials_ahead:
         window, in_features = data.train_x.shape[1:]
         beside["initials"], shapes = initials_program(
-            config, window, in_features, len(padded), mesh, program_cache
+            config, window, in_features, len(padded), mesh, program_cache, initials_along
         )
         initials_args = (shapes,)
     ahead = (*orders_args, *initials_args)

@@ -19,9 +19,9 @@ def _mesh():
     return jax.sharding.Mesh(np.array(jax.devices()[:1]), ("seeds",))
 
 
-def _drawn(config, window, seeds):
+def _drawn(config, window, seeds, along=()):
     padded = len(seeds)
-    compile_initials, shapes = initials_program(config, window, 1, padded, _mesh(), None)
+    compile_initials, shapes = initials_program(config, window, 1, padded, _mesh(), None, along)
     initials = compile_initials()
     sharding = jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec("seeds"))
     drawn = initials(jax.device_put(np.asarray(seeds, np.uint32), sharding))
@@ -53,3 +53,18 @@ def test_one_program_serves_every_window_unless_the_weights_depend_on_it(model):
     assert (first.compiled is second.compiled) != bound
     assert len(program_cache.INITIALS) == (2 if bound else 1)
     assert init_window(config, 11) == (11 if bound else 1)
+
+
+def test_a_studys_models_share_one_program_and_each_gets_its_own_weights():
+    # Every registered pooling drawn together (one cell, as a study's models): one compiled
+    # program, and each model's weights the same bits as its program alone draws, at a window
+    # where the notebook attention's rows are repeated.
+    models = list(POOLINGS)
+    program_cache.INITIALS.clear()
+    together = {m: _drawn(TrainConfig(m, hidden=3), 7, SEEDS, along=models) for m in models}
+    assert len({id(initials.compiled) for initials, _, _ in together.values()}) == 1
+    assert len(program_cache.INITIALS) == 1
+    for model, (_, shapes, drawn) in together.items():
+        _, _, alone = _drawn(TrainConfig(model, hidden=3), 7, SEEDS)
+        jax.tree.map(np.testing.assert_array_equal, drawn, alone)
+        assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(lambda d: d.shape, drawn)
