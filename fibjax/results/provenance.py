@@ -91,9 +91,16 @@ def config_record(train: Any, data: Any, seeds: Sequence[int]) -> dict[str, Any]
     }
 
 
-def build(train: Any, data: Any, seeds: Sequence[int]) -> dict[str, Any]:
-    """The full provenance record of results trained now under ``train``, ``data`` and ``seeds``."""
-    return {"format": FORMAT, "config": config_record(train, data, seeds), "code": code_record()}
+def build(
+    train: Any, data: Any, seeds: Sequence[int], code: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The full provenance record of results trained now under ``train``, ``data`` and ``seeds``.
+
+    ``code`` is the :func:`code_record` of the process that trained them, read now when ``None``:
+    a run that saves many results reads it once (the modules it runs were loaded when it began).
+    """
+    code = code_record() if code is None else dict(code)
+    return {"format": FORMAT, "config": config_record(train, data, seeds), "code": code}
 
 
 def first_difference(expected: Any, found: Any, path: str = "") -> tuple[str, Any, Any] | None:

@@ -312,6 +312,9 @@ def run_sweep(
     shard = None if decided["shard"] is None else tuple(decided["shard"])
     todo = [arm for arm in shard_arms(config, shard) if arm.name in decided["todo"]]
     groups = [list(group) for _, group in itertools.groupby(todo, key=Arm.program)]
+    # Read once, not at each arm: the source digest reads every module, and on the thread that
+    # trains each read then waits for Python's lock, which the compiling threads' tracing holds.
+    code = provenance.code_record()
     done.compile_workers = compile_workers(len(groups), peers)
 
     def compile_group(index: int):
@@ -334,25 +337,28 @@ def run_sweep(
             run, seconds = programs.get(index, progress, what)
             done.compile_s, done.programs = done.compile_s + seconds, done.programs + 1
             done.wait_s = programs.wait_s
-            _train_group(config, group, run, out_dir, arms, done, progress, len(todo), peers)
+            _train_group(config, group, run, out_dir, arms, done, progress, len(todo), peers, code)
     return arms
 
 
-def _train_group(config, group, run, out_dir, arms, done, progress, n_todo, peers) -> None:
-    """Trains the arms of one program, one after another, saving each (on process 0)."""
+def _train_group(config, group, run, out_dir, arms, done, progress, n_todo, peers, code) -> None:
+    """Trains the arms of one program, one after another, saving each (on process 0) with the
+    process's ``code`` record."""
     for arm in group:
         if progress is not None:
             on = runtime.devices_in_words(run.devices)
             which = f"arm {len(done.saved) + 1} of {n_todo}"
             progress.phase(f"training {arm.name} ({which}, on {on})")
-        trained = train_arm(config, arm, run, done)
+        trained = train_arm(config, arm, run, done, code)
         if peers.main:  # process 0 keeps the results
             arms[arm.name] = trained
             storage.write_npz(arm_path(out_dir, arm), arms[arm.name])
         done.saved.append(arm.name)
 
 
-def train_arm(config: SweepConfig, arm: Arm, run, done: SweepProgress) -> dict[str, Any]:
+def train_arm(
+    config: SweepConfig, arm: Arm, run, done: SweepProgress, code: dict[str, str] | None = None
+) -> dict[str, Any]:
     data_config = config.data_config(arm.window, arm.scaling)
     start = time.perf_counter()
     result = jax.block_until_ready(run(windows_from_config(data_config)))
@@ -360,7 +366,7 @@ def train_arm(config: SweepConfig, arm: Arm, run, done: SweepProgress) -> dict[s
     done.train_s += seconds
     train = config.train_config(arm.cell, arm.model, arm.hidden)
     record = {
-        **provenance.build(train, data_config, config.seeds),
+        **provenance.build(train, data_config, config.seeds, code),
         "config": expected_config(config, arm),
     }
     return {

@@ -16,7 +16,6 @@ Each seed's weights are those the training would draw (the first key of
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,31 +35,38 @@ from fibjax.training.program import compile_program, split_key
 class SeedInitials:
     """The compiled program that draws the initial weights of a list of seeds, and which of
     its models to take; call it with the seeds (``<uint32>[padded]``, sharded) to get that
-    model's weights, each leaf ``[padded, ...]``.
+    model's weights as drawn, each leaf ``[padded, ...]`` (for a model whose per-step rows are
+    drawn for one step, the training program repeats them: :func:`to_window`).
 
     Attributes:
       compiled: the program; it gives ``{model: weights}`` for every model it draws.
       model: the model's pooling.
-      window: ``None``, or the window length that the model's per-step rows, drawn for one step,
-        are repeated to (:func:`fibjax.models.repeat_steps`).
     """
 
     compiled: Any
     model: str
-    window: int | None = None
 
     def __call__(self, seeds: jax.Array) -> Any:
-        drawn = self.compiled(seeds)[self.model]
-        if self.window is None:
-            return drawn
-        sharding = jax.tree.leaves(drawn)[0].sharding
-        return _repeated(drawn, self.model, self.window, sharding)
+        return self.compiled(seeds)[self.model]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "window", "sharding"))
-def _repeated(drawn: Any, model: str, window: int, sharding: jax.sharding.Sharding) -> Any:
-    """Every seed's weights drawn for one step, repeated to ``window`` steps, still sharded."""
-    return jax.lax.with_sharding_constraint(repeat_steps(drawn, model, window, axis=1), sharding)
+def to_window(drawn: Any, model: str, window: int | None) -> Any:
+    """Seeds' initial weights as drawn (each leaf ``[seeds, ...]``) made the model's for its
+    window: the per-step rows of a model drawn for one step repeated to ``window`` steps
+    (:func:`fibjax.models.repeat_steps`); ``drawn`` itself when ``window`` is ``None``.
+
+    The training program calls it on its arguments, so that no program of its own runs between
+    the drawing and the training (the default sweep had compiled six, one a model and window,
+    on the thread that trains).
+
+    >>> import numpy as np
+    >>> drawn = {"pooling": {"bias": np.zeros((3, 1, 1))}, "head": {"bias": np.zeros((3, 1))}}
+    >>> to_window(drawn, "attention", 20)["pooling"]["bias"].shape
+    (3, 20, 1)
+    >>> to_window(drawn, "attention", None) is drawn
+    True
+    """
+    return drawn if window is None else repeat_steps(drawn, model, window, axis=1)
 
 
 def init_window(config: TrainConfig, window: int) -> int:
@@ -117,9 +123,9 @@ def initials_program(
     mesh: jax.sharding.Mesh,
     program_cache: Path | None,
     along: Sequence[str] = (),
-) -> tuple[Callable[[], SeedInitials], Any]:
+) -> tuple[Callable[[], SeedInitials], Any, int | None]:
     """The program drawing ``n_padded`` seeds' initial weights on ``mesh``: how to compile it,
-    and the shapes of what it draws for ``config``'s model.
+    the shapes of what it draws for ``config``'s model, and the window to repeat them to.
 
     With ``along``, other models (pooling names) of the same cell and hidden size, one program
     draws all their weights: a study that trains them compiles it once. The models share their
@@ -129,11 +135,12 @@ def initials_program(
     Returns:
       A function that compiles the program (or takes it from this process's memo,
       :data:`fibjax.training.program_cache.INITIALS`) and returns its :class:`SeedInitials`,
-      to run beside the training program's compilation; and a tree of ``jax.ShapeDtypeStruct``
-      of the weights, sharded over the seeds, for lowering the training program that takes them.
-      The program is lowered first, read from ``program_cache`` (the folder of saved programs)
-      when it is there. A model whose per-step weights are repeated rows is drawn for a one-step
-      window, and its :class:`SeedInitials` repeats them.
+      to run beside the training program's compilation; a tree of ``jax.ShapeDtypeStruct``
+      of the weights it draws, sharded over the seeds, for lowering the training program that
+      takes them; and ``window``, or ``None``: a model whose per-step weights are repeated rows
+      is drawn for a one-step window, and the training program repeats them to ``window``
+      (:func:`to_window`). The program is lowered first, read from ``program_cache`` (the
+      folder of saved programs) when it is there.
     """
     drawn = init_window(config, window)
     # Drawn together: the models drawn for a one-step window (each is its own otherwise).
@@ -144,19 +151,12 @@ def initials_program(
     compiled, shapes = _drawn_program(
         config, models, drawn, in_features, n_padded, mesh, program_cache
     )
-    shapes = shapes[config.model]
     repeat = drawn != window and bool(pooling_entry(config.model).module.STEP_ROWS)
-    if repeat:
-        sharding = jax.sharding.NamedSharding(mesh, P("seeds"))
-        repeated = jax.eval_shape(lambda tree: repeat_steps(tree, config.model, window, 1), shapes)
-        shapes = jax.tree.map(
-            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), repeated
-        )
 
     def initials() -> SeedInitials:
-        return SeedInitials(compiled(), config.model, window if repeat else None)
+        return SeedInitials(compiled(), config.model)
 
-    return initials, shapes
+    return initials, shapes[config.model], (window if repeat else None)
 
 
 def _drawn_program(

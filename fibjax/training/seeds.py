@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from fibjax.training import program_cache as program_cache_lib
 from fibjax.training import progress as progress_lib
 from fibjax.training import runtime as runtime_lib
 from fibjax.training.config import FitResult, TrainConfig, Windows, check_seeds, seed_keys
-from fibjax.training.initial import SeedInitials, initials_program
+from fibjax.training.initial import SeedInitials, initials_program, to_window
 from fibjax.training.layout import (
     ProgramLayout,
     default_chunk,
@@ -176,15 +177,16 @@ def _seeds_program(
     mesh: jax.sharding.Mesh,
     chunk: int,
     orders: bool,
-    initials: bool,
+    initials: Callable[[Any], Any] | None,
 ) -> Callable[..., FitResult]:
     """``jit(shard_map(...))`` of ``train_on`` over seeds sharded on ``mesh``, one learning rate
     after another; the learning rates and the windows replicated, the orders (when ``orders``)
-    and the initial weights (when ``initials``) sharded with the seeds, in that order."""
+    and the initial weights as drawn ahead (when ``initials``, which makes them the model's)
+    sharded with the seeds, in that order."""
 
     def train_seeds(local_seeds, rates, windows, *ahead):
         local_orders = ahead[0] if orders else None
-        local_initials = ahead[-1] if initials else None
+        local_initials = None if initials is None else initials(ahead[-1])
         # A device's seeds go vmapped in chunks, one chunk after another: a working set that
         # stays in cache trains faster than one wide vmap.
         local_keys = seed_keys(local_seeds)
@@ -208,7 +210,7 @@ def _seeds_program(
         jax.shard_map(
             train_seeds,
             mesh=mesh,
-            in_specs=(seeds, P(), P(), *([seeds] * (orders + initials))),
+            in_specs=(seeds, P(), P(), *([seeds] * (orders + (initials is not None)))),
             out_specs=P(None, "seeds"),
             check_vma=False,
         )
@@ -302,18 +304,19 @@ def compile_seeds(
         beside["orders"] = lambda: _compile_orders(
             config, data, padded, layout, mesh, program_cache
         )
-    initials_args = ()
+    initials_args, initials = (), None
     if layout.initials_ahead:
         window, in_features = data.train_x.shape[1:]
-        beside["initials"], shapes = initials_program(
+        beside["initials"], shapes, repeat_to = initials_program(
             config, window, in_features, len(padded), mesh, program_cache, initials_along
         )
         initials_args = (shapes,)
+        initials = functools.partial(to_window, model=config.model, window=repeat_to)
     ahead = (*orders_args, *initials_args)
 
     def trace() -> Callable[..., FitResult]:
         train_on = make_train_on(config, layout)
-        return _seeds_program(train_on, mesh, chunk, bool(orders_args), bool(initials_args))
+        return _seeds_program(train_on, mesh, chunk, bool(orders_args), initials)
 
     parts = {
         # The learning rates and the windows' values are arguments: not part of the key.

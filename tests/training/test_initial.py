@@ -7,7 +7,7 @@ import pytest
 from fibjax.models import CELLS, POOLINGS, init_params
 from fibjax.training import program_cache
 from fibjax.training.config import TrainConfig
-from fibjax.training.initial import init_window, initials_program
+from fibjax.training.initial import init_window, initials_program, to_window
 from fibjax.training.program import split_key
 
 SEEDS = [5, 0, 9]
@@ -20,12 +20,17 @@ def _mesh():
 
 
 def _drawn(config, window, seeds, along=()):
+    """The program, and the seeds' weights for ``window`` as the training program gets them
+    (drawn, then to_window), after checking the drawn weights' shapes against those declared."""
     padded = len(seeds)
-    compile_initials, shapes = initials_program(config, window, 1, padded, _mesh(), None, along)
+    made = initials_program(config, window, 1, padded, _mesh(), None, along)
+    compile_initials, shapes, repeat_to = made
     initials = compile_initials()
     sharding = jax.sharding.NamedSharding(_mesh(), jax.sharding.PartitionSpec("seeds"))
     drawn = initials(jax.device_put(np.asarray(seeds, np.uint32), sharding))
-    return initials, shapes, drawn
+    assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(lambda d: d.shape, drawn)
+    assert repeat_to in (None, window)
+    return initials, to_window(drawn, config.model, repeat_to)
 
 
 @pytest.mark.parametrize("model, cell", MODELS)
@@ -33,13 +38,12 @@ def test_each_seed_gets_the_weights_its_training_draws(model, cell):
     # The reference: the model's own init, compiled for one seed at a time, under the seed's first
     # key. (Run op by op instead, the notebook attention's normal draw differed in one last bit.)
     config = TrainConfig(model, cell=cell, hidden=3)
-    _, shapes, drawn = _drawn(config, 7, SEEDS)
+    _, drawn = _drawn(config, 7, SEEDS)
     alone = jax.jit(lambda key: init_params(model, key, hidden=3, window=7, cell=cell))
     for i, seed in enumerate(SEEDS):
         want = alone(split_key(jax.random.key(seed))[0])
         got = jax.tree.map(lambda leaf, i=i: np.asarray(leaf[i]), drawn)
         jax.tree.map(np.testing.assert_array_equal, got, jax.tree.map(np.asarray, want))
-    assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(lambda d: d.shape, drawn)
 
 
 @pytest.mark.parametrize("model", list(POOLINGS))
@@ -62,9 +66,8 @@ def test_a_studys_models_share_one_program_and_each_gets_its_own_weights():
     models = list(POOLINGS)
     program_cache.INITIALS.clear()
     together = {m: _drawn(TrainConfig(m, hidden=3), 7, SEEDS, along=models) for m in models}
-    assert len({id(initials.compiled) for initials, _, _ in together.values()}) == 1
+    assert len({id(initials.compiled) for initials, _ in together.values()}) == 1
     assert len(program_cache.INITIALS) == 1
-    for model, (_, shapes, drawn) in together.items():
-        _, _, alone = _drawn(TrainConfig(model, hidden=3), 7, SEEDS)
+    for model, (_, drawn) in together.items():
+        _, alone = _drawn(TrainConfig(model, hidden=3), 7, SEEDS)
         jax.tree.map(np.testing.assert_array_equal, drawn, alone)
-        assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(lambda d: d.shape, drawn)
