@@ -155,12 +155,12 @@ class CompiledSeeds:
         orders = () if self.orders is None else (self.orders(self.seeds),)
         initials = () if self.initials is None else (self.initials(self.seeds),)
         result = self.compiled(self.seeds, self.rates, windows, *orders, *initials)
-        if not self.seeds.is_fully_addressable:
-            # Seeds trained by other processes (jax.distributed): every process gets them all.
-            result = multihost_utils.process_allgather(result, tiled=True)
-        if self.n_rates is None:
-            return jax.tree.map(lambda leaf: leaf[0, : self.n_seeds], result)
-        return jax.tree.map(lambda leaf: leaf[:, : self.n_seeds], result)
+        one_rate = self.n_rates is None
+        if self.seeds.is_fully_addressable:
+            return _unpadded(result, self.n_seeds, one_rate)
+        # Seeds trained by other processes (jax.distributed): every process gets them all.
+        result = multihost_utils.process_allgather(result, tiled=True)
+        return jax.tree.map(lambda leaf: _real_seeds(leaf, self.n_seeds, one_rate), result)
 
     def _same_shapes(self, data: FibonacciData) -> Windows:
         windows = Windows.of(data)
@@ -170,6 +170,20 @@ class CompiledSeeds:
                 f" was compiled for {self.windows.shapes()}"
             )
         return _global(windows, self.windows.train_x.sharding)
+
+
+def _real_seeds(leaf: Any, n_seeds: int, one_rate: bool) -> Any:
+    """A result ``[n_rates, padded, ...]`` without its padding seeds (and its rate axis when
+    ``one_rate``)."""
+    return leaf[0, :n_seeds] if one_rate else leaf[:, :n_seeds]
+
+
+@functools.partial(jax.jit, static_argnames=("n_seeds", "one_rate"))
+def _unpadded(result: FitResult, n_seeds: int, one_rate: bool) -> FitResult:
+    """:func:`_real_seeds` of every field, in one compiled call: sliced one by one, the fields
+    of a sharded result took an eager dispatch each, 3-4 ms a call (a tenth of a 5-epoch call of
+    the vanilla model at 256 seeds; benchmarks/NOTES.md)."""
+    return jax.tree.map(lambda leaf: _real_seeds(leaf, n_seeds, one_rate), result)
 
 
 def _seeds_program(
