@@ -231,9 +231,10 @@ def _check_fits(config, n_seeds: int | None = None) -> None:
         train = config.train_config(arm.cell, arm.model, arm.hidden)
         # The estimate depends on the data's shapes, not its scaling: each counted once (each
         # count traces the model).
-        if (train, data_shape(data)) in checked:
+        key = (train, data_shape(data))
+        if key in checked:
             continue
-        checked.add((train, data_shape(data)))
+        checked.add(key)
         try:
             check_memory(train, data, n_runs, jax.local_devices())
         except ValueError as error:

@@ -137,9 +137,9 @@ def initials_program(
       :data:`fibjax.training.program_cache.INITIALS`) and returns its :class:`SeedInitials`,
       to run beside the training program's compilation; a tree of ``jax.ShapeDtypeStruct``
       of the weights it draws, sharded over the seeds, for lowering the training program that
-      takes them; and ``window``, or ``None``: a model whose per-step weights are repeated rows
-      is drawn for a one-step window, and the training program repeats them to ``window``
-      (:func:`to_window`). The program is lowered first, read from ``program_cache`` (the
+      takes them; and ``window``, or ``None`` when they were drawn for it: a model drawn for a
+      one-step window has its per-step rows, if any, repeated to ``window`` by the training
+      program (:func:`to_window`). The program is lowered first, read from ``program_cache`` (the
       folder of saved programs) when it is there.
     """
     drawn = init_window(config, window)
@@ -151,12 +151,13 @@ def initials_program(
     compiled, shapes = _drawn_program(
         config, models, drawn, in_features, n_padded, mesh, program_cache
     )
-    repeat = drawn != window and bool(pooling_entry(config.model).module.STEP_ROWS)
 
     def initials() -> SeedInitials:
         return SeedInitials(compiled(), config.model)
 
-    return initials, shapes[config.model], (window if repeat else None)
+    # Drawn for fewer steps: repeating the per-step rows (none for most models) makes them the
+    # window's (fibjax.models.repeat_steps knows which rows).
+    return initials, shapes[config.model], (window if drawn != window else None)
 
 
 def _drawn_program(

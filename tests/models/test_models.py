@@ -571,8 +571,9 @@ def test_seed_last_product_is_the_matrix_product(rows):
 
 def test_by_platform_traces_only_the_cpu_function_where_the_cpu_is_the_only_platform():
     # Claim (CPU-only JAX, as in CI): the other platforms' function is never traced, under jit
-    # and vmap, and the CPU function's value comes out.
-    assert set(jax.extend.backend.backends()) == {"cpu"}
+    # and vmap, and the CPU function's value comes out. With another platform both are traced.
+    if set(jax.extend.backend.backends()) != {"cpu"}:
+        pytest.skip("a claim about a JAX whose only platform is the CPU")
 
     def elsewhere(x):
         raise AssertionError("traced the function for other platforms")
