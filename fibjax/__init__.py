@@ -68,8 +68,10 @@ def configure(
     folder of traced programs in ``cache_dir`` (default: ``$FIBJAX_CACHE_DIR``, else
     ``~/.cache/fibjax/jax``; ``FIBJAX_CACHE_DIR=off`` or ``no_cache=True`` turns them off).
     :func:`fit_seeds` then shards seeds over every core and keeps its traced programs there.
-    Called after JAX has started, it says so in one line on stderr: JAX's devices are fixed
-    when it starts. JAX is imported here, not when fibjax is.
+    Python's cyclic garbage collector is set to run less often, as tracing makes many objects
+    (:func:`fibjax.training.runtime.collect_less`). Called after JAX has started, it says so in
+    one line on stderr: JAX's devices are fixed when it starts. JAX is imported here, not when
+    fibjax is.
 
     Returns:
       A :class:`fibjax.training.runtime.Runtime` (devices, platform and folders in use).

@@ -19,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fibjax.training.runtime import xla_flags
+from fibjax.training.runtime import collect_less, xla_flags
 
 # XLA's CPU options as fibjax's command line sets them, before any test starts JAX's backend: the
 # tests check the programs that users run.
 os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
+# Python's collector as the command line sets it: at its defaults, full collections over the
+# suite's objects took about 20 of its 410 CPU seconds (benchmarks/NOTES.md).
+collect_less()
 
 
 def _accelerator_platforms() -> list[str]:

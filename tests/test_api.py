@@ -12,7 +12,7 @@ import pytest
 
 from fibjax.data import fibonacci_windows
 from fibjax.stats import StatsConfig, compare
-from fibjax.training import program_cache
+from fibjax.training import program_cache, runtime
 from fibjax.training import seeds as seeds_lib
 from fibjax.training.config import FitResult, TrainConfig
 from fibjax.training.progress import Phases
@@ -73,9 +73,10 @@ def test_to_dataframe_without_pandas_says_so(monkeypatch):
 def test_configure_in_a_fresh_process(tmp_path):
     script = textwrap.dedent(
         """
-        import os, sys
+        import gc, os, sys
         import fibjax
         assert "jax" not in sys.modules, "import fibjax imported JAX"
+        default_collector = gc.get_threshold()
         runtime = fibjax.configure()
         import jax
         from fibjax.data import fibonacci_windows
@@ -84,7 +85,9 @@ def test_configure_in_a_fresh_process(tmp_path):
         fit_seeds(TrainConfig("vanilla", epochs=1), fibonacci_windows(n_terms=60, window=6), [0])
         loop = jax.jit(lambda x: jax.lax.fori_loop(0, 9, lambda i, c: jax.numpy.tanh(c), x))
         whole = "xla_cpu_small_call" in loop.lower(jax.numpy.ones(4096)).compile().as_text()
-        print(jax.device_count(), runtime.programs_dir, whole)
+        collector = gc.get_threshold()
+        print(jax.device_count(), runtime.programs_dir, whole, collector != default_collector)
+        print(*collector)
         try:
             fibjax.configure(cpu_devices=1)
         except ValueError as error:
@@ -100,8 +103,9 @@ def test_configure_in_a_fresh_process(tmp_path):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    devices, error, late = done.stdout.splitlines()
-    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs"), "True"]
+    devices, collector, error, late = done.stdout.splitlines()
+    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs"), "True", "True"]
+    assert tuple(map(int, collector.split())) == runtime.COLLECTOR_THRESHOLDS
     assert error.startswith("ValueError: cpu_devices=1: JAX has started already")
     # The late call says its devices and its cache stay as JAX started with them, and its
     # Runtime names the folder JAX still uses, not the one asked for.
