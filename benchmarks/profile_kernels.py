@@ -77,13 +77,14 @@ def locate(
 ) -> dict[str, collections.Counter]:
     """Samples per kernel and offset: each kernel found in this process's memory by its code."""
     memory = os.open("/proc/self/mem", os.O_RDONLY)
+    mappings = _mappings()  # read once: nothing is mapped or unmapped while the samples are read
     found: dict[int, tuple[str, int]] = {}  # start address -> (kernel, size)
     per_kernel: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     try:
         for address, count in addresses.most_common():
             hit = next(((s, n) for s, (n, size) in found.items() if s <= address < s + size), None)
             if hit is None:
-                hit = _search(memory, address, code)
+                hit = _search(memory, address, code, mappings)
                 if hit is not None:
                     found[hit[0]] = (hit[1], len(code[hit[1]]))
             name, offset = (hit[1], address - hit[0]) if hit else ("(not found)", 0)
@@ -93,19 +94,18 @@ def locate(
     return per_kernel
 
 
-def _mapping(address: int) -> tuple[int, int]:
-    """The start and end of this process's memory mapping that holds ``address``."""
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        start, end = (int(part, 16) for part in line.split()[0].split("-"))
-        if start <= address < end:
-            return start, end
-    return address, address + 1
+def _mappings() -> list[tuple[int, int]]:
+    """The start and end of each of this process's memory mappings."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return [tuple(int(part, 16) for part in line.split()[0].split("-")) for line in lines]
 
 
-def _search(memory: int, address: int, code: dict[str, bytes]) -> tuple[int, str] | None:
+def _search(
+    memory: int, address: int, code: dict[str, bytes], mappings: list[tuple[int, int]]
+) -> tuple[int, str] | None:
     # Read within the address's own mapping: a read that runs into unmapped memory fails whole
     # (a large kernel near the start of its mapping was never found that way).
-    start, end = _mapping(address)
+    start, end = next(((s, e) for s, e in mappings if s <= address < e), (address, address + 1))
     for name, text in code.items():
         if len(text) < 32:
             continue
