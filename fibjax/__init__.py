@@ -64,9 +64,10 @@ def configure(
 ) -> Runtime:
     """Splits the CPU into devices and turns on the caches, as the command line does; call first.
 
-    One CPU device per core (``cpu_devices`` to choose), JAX's compilation cache and fibjax's
-    folder of traced programs in ``cache_dir`` (default: ``$FIBJAX_CACHE_DIR``, else
-    ``~/.cache/fibjax/jax``; ``FIBJAX_CACHE_DIR=off`` or ``no_cache=True`` turns them off).
+    One CPU device per core this process may run on (``cpu_devices`` to choose), JAX's
+    compilation cache and fibjax's folder of traced programs in ``cache_dir`` (default:
+    ``$FIBJAX_CACHE_DIR``, else ``~/.cache/fibjax/jax``; ``FIBJAX_CACHE_DIR=off`` or
+    ``no_cache=True`` turns them off).
     :func:`fit_seeds` then shards seeds over every core and keeps its traced programs there.
     Python's cyclic garbage collector is set to run less often, as tracing makes many objects
     (:func:`fibjax.training.runtime.collect_less`). Called after JAX has started, it says so in

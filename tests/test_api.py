@@ -77,6 +77,8 @@ def test_configure_in_a_fresh_process(tmp_path):
         import fibjax
         assert "jax" not in sys.modules, "import fibjax imported JAX"
         default_collector = gc.get_threshold()
+        if hasattr(os, "sched_setaffinity"):  # as a job scheduler gives a task one core
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         runtime = fibjax.configure()
         import jax
         from fibjax.data import fibonacci_windows
@@ -89,10 +91,11 @@ def test_configure_in_a_fresh_process(tmp_path):
         print(jax.device_count(), runtime.programs_dir, whole, collector != default_collector)
         print(*collector)
         try:
-            fibjax.configure(cpu_devices=1)
+            fibjax.configure(cpu_devices=jax.device_count() + 1)
         except ValueError as error:
             print("ValueError:", error)
-        os.cpu_count = lambda: 99  # JAX has started with fewer devices than "cores"
+        from fibjax.training import runtime as runtime_lib
+        runtime_lib.available_cores = lambda: 99  # JAX has started with fewer devices than cores
         late = fibjax.configure(no_cache=True)
         print(late.started_late, late.cache_dir)
         """
@@ -104,9 +107,11 @@ def test_configure_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     devices, collector, error, late = done.stdout.splitlines()
-    assert devices.split() == [str(os.cpu_count()), str(tmp_path / "programs"), "True", "True"]
+    # One device per core the process may run on, not per core of the machine.
+    cores = 1 if hasattr(os, "sched_setaffinity") else os.cpu_count()
+    assert devices.split() == [str(cores), str(tmp_path / "programs"), "True", "True"]
     assert tuple(map(int, collector.split())) == runtime.COLLECTOR_THRESHOLDS
-    assert error.startswith("ValueError: cpu_devices=1: JAX has started already")
+    assert error.startswith(f"ValueError: cpu_devices={int(cores) + 1}: JAX has started already")
     # The late call says its devices and its cache stay as JAX started with them, and its
     # Runtime names the folder JAX still uses, not the one asked for.
     assert late == f"True {tmp_path}"

@@ -105,7 +105,10 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
         help="do not read or write the caches of compiled and traced programs",
     )
     group.add_argument(
-        "--cpu-devices", type=int, default=None, help="CPU devices to shard seeds over (cores)"
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="CPU devices to shard seeds over (the cores this process may run on)",
     )
 
 

@@ -9,16 +9,19 @@ another; benchmarks/NOTES.md). :func:`compile_workers` says how many at once;
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from fibjax.cluster.distributed import Peers
+from fibjax.training.runtime import available_cores
 
 
 def compile_workers(n_programs: int, peers: Peers, cores: int | None = None) -> int:
     """Programs compiled at once: one for every two cores (at least two), else one.
+
+    ``cores``: the cores to count (default: those this process may run on,
+    :func:`fibjax.training.runtime.available_cores`).
 
     XLA's CPU compiler runs about 1.4 cores for one program (measured on 2 cores,
     benchmarks/NOTES.md), so a program for every two cores keeps them busy, beside the training
@@ -34,7 +37,7 @@ def compile_workers(n_programs: int, peers: Peers, cores: int | None = None) -> 
     """
     if peers.count > 1 or n_programs < 2:
         return 1
-    cores = cores or os.cpu_count() or 1
+    cores = cores or available_cores()
     return min(n_programs, max(2, cores // 2))
 
 

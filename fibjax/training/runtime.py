@@ -48,6 +48,27 @@ COLLECTOR_THRESHOLDS = (10_000, 20, 20)
 _programs_dir: Path | None = None
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask's, else the machine's.
+
+    A job scheduler (a Slurm task's ``--cpus-per-task``, a container's CPU set, ``taskset``) gives
+    a process some of a machine's cores through its affinity mask, while ``os.cpu_count()`` counts
+    them all: on a 64-core node a 4-core task would have split the CPU into 64 devices, each a
+    thread on the same 4 cores (on one core, the default comparison took 1.34 times as long
+    with 8 devices as with one; benchmarks/NOTES.md).
+
+    >>> available_cores() >= 1
+    True
+    """
+    process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if process_cpu_count is not None:
+        return process_cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def default_cache_dir() -> Path | None:
     """Where compiled programs are kept: ``$FIBJAX_CACHE_DIR``, else ``~/.cache/fibjax/jax``.
 
@@ -136,8 +157,9 @@ def configure(
 
     Args:
       cache_dir: folder of the persistent compilation cache, or ``None`` to leave it off.
-      cpu_devices: CPU devices to expose (default: one per core), so that the seed axis is
-        sharded over every core; XLA runs one training loop on one core.
+      cpu_devices: CPU devices to expose (default: one per core this process may run on,
+        :func:`available_cores`), so that the seed axis is sharded over every core; XLA runs one
+        training loop on one core.
       option: how errors name ``cpu_devices`` (the command line's option by default).
       distributed: a :class:`fibjax.cluster.distributed.DistributedConfig`; when enabled, this
         process joins the others (:func:`fibjax.cluster.distributed.initialize`) before JAX starts.
@@ -153,7 +175,7 @@ def configure(
     os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
     devices_set = True
     try:
-        jax.config.update("jax_num_cpu_devices", cpu_devices or os.cpu_count() or 1)
+        jax.config.update("jax_num_cpu_devices", cpu_devices or available_cores())
     except RuntimeError:
         devices_set = False
         # JAX has started already (fibjax.cli.entry.main called from a program that used JAX): its
@@ -201,7 +223,7 @@ def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEF
     still turned on, for programs compiled from then on).
 
     Args:
-      cpu_devices: CPU devices to expose (default: one per core).
+      cpu_devices: CPU devices to expose (default: one per core this process may run on).
       cache_dir: the cache folder (default: ``$FIBJAX_CACHE_DIR``, else ``~/.cache/fibjax/jax``,
         as :func:`default_cache_dir` says), or ``None`` for no cache. Traced programs are kept
         in its ``programs`` sub-folder, which :func:`fibjax.training.seeds.fit_seeds` then uses.
@@ -234,10 +256,11 @@ def setup(*, cpu_devices: int | None = None, cache_dir: Path | str | None = _DEF
             file=sys.stderr,
         )
     n_cpu = len(jax.devices("cpu"))
-    if not devices_set and n_cpu != (cpu_devices or os.cpu_count() or 1):
+    cores = available_cores()
+    if not devices_set and n_cpu != (cpu_devices or cores):
         print(
             f"fibjax.configure(): JAX had started already, with {n_cpu} CPU device(s) for"
-            f" {os.cpu_count()} core(s); call it first, before any JAX computation (restart the"
+            f" {cores} core(s); call it first, before any JAX computation (restart the"
             " kernel)",
             file=sys.stderr,
         )

@@ -1,12 +1,36 @@
 """Programs compiled ahead in threads: in order, a bounded number ahead, errors where asked."""
 
+import os
 import threading
 
 import pytest
 
+from fibjax.cluster.distributed import Peers
 from fibjax.data import DataConfig
 from fibjax.studies import compare as compare_lib
-from fibjax.studies.compiles import CompilesAhead
+from fibjax.studies.compiles import CompilesAhead, compile_workers
+from fibjax.training import runtime
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity masks here")
+def test_cores_are_those_the_process_may_run_on(monkeypatch):
+    # A Slurm task of 4 cores on a 64-core node: its affinity mask holds 4 of them.
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {8, 9, 10, 11})
+    assert runtime.available_cores() == 4
+    assert compile_workers(24, Peers()) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert compile_workers(24, Peers()) == 8
+
+
+def test_cores_without_affinity_masks_are_the_machine_s(monkeypatch):
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert runtime.available_cores() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # undeterminable, as Python allows
+    assert runtime.available_cores() == 1
 
 
 def test_programs_come_in_order_and_at_most_workers_ahead():
