@@ -52,33 +52,21 @@ def _tanh_derivative(d, s):
     return (d + d * s) * (1 - s)
 
 
-def _computed_once(f, *args):
-    """``f(*args)``, stored once instead of recomputed by each consumer.
-
-    XLA's CPU compiler fuses an elementwise producer into every consumer, recomputing it in each:
-    the scores' gradient feeds three sums and Adam's three updates of ``b``, and recomputed from
-    seed-last arrays it cost more than the layout saved. A conditional's result is stored; both
-    branches are ``f``, so whichever the predicate picks (it only has to be a value XLA cannot
-    fold) the result is the same. (``optimization_barrier`` does not do this: XLA's CPU pipeline
-    removes it before fusion.)
-    """
-    return jax.lax.cond(args[0].reshape(-1)[0] > 0, f, f, *args)
-
-
 def _backward_last(h, kernel, bias, scores, alpha, d_context, d_alpha, store=True):
     """dL/dh, dL/dW_a and dL/db from the residuals and the cotangents, seed axis last.
 
-    ``store``: compute the scores' gradient once (:func:`_computed_once`). One seed alone runs
-    without: with the conditional, its training gave other last bits when XLA ran the loops
-    kernel by kernel than when it compiled them whole; many seeds gave the same in both
-    (tests/training/test_program.py). So a seed trained alone and the same seed among others can
-    differ in their last bits.
+    ``store``: compute the scores' gradient once (:func:`fibjax.models.seeds_last.computed_once`):
+    it feeds three sums and Adam's three updates of ``b``, and recomputed from seed-last arrays it
+    cost more than the layout saved. One seed alone runs without: with the conditional, its
+    training gave other last bits when XLA ran the loops kernel by kernel than when it compiled
+    them whole; many seeds gave the same in both (tests/training/test_program.py). So a seed
+    trained alone and the same seed among others can differ in their last bits.
     """
     del bias  # the gradients do not depend on it
     g = d_context[:, None]
     d_scores = _scores_gradient(h, alpha, d_context, d_alpha)
     if store:
-        d_pre = _computed_once(_tanh_derivative, d_scores, scores)
+        d_pre = seeds_last.computed_once(_tanh_derivative, d_scores, scores)
     else:
         d_pre = _tanh_derivative(d_scores, scores)
 
@@ -136,10 +124,10 @@ def _additive_backward(
     """dL/dh and the weights' gradients of :func:`_additive_forward`, seed axis last.
 
     ``store``: the gradients of the scores and of tanh's input computed once each
-    (:func:`_computed_once`), as in :func:`_backward_last`.
+    (:func:`fibjax.models.seeds_last.computed_once`), as in :func:`_backward_last`.
     """
     del bias  # the gradients do not depend on it
-    once = _computed_once if store else lambda f, *args: f(*args)
+    once = seeds_last.computed_once if store else lambda f, *args: f(*args)
     d_scores = once(_scores_gradient, h, alpha, d_context, d_alpha)
     rows, outer_sum, times = seeds_last.rows, seeds_last.outer_sum, seeds_last.times_matrix
     d_score = outer_sum(rows(hidden), rows(d_scores)[:, None])
@@ -167,7 +155,7 @@ def _dot_backward(h, key_kernel, query, keys, alpha, d_context, d_alpha, store=T
     """dL/dh and the weights' gradients of :func:`_dot_forward`, seed axis last; ``store`` as in
     :func:`_additive_backward`."""
     scale = jnp.sqrt(jnp.asarray(h.shape[2], h.dtype))
-    once = _computed_once if store else lambda f, *args: f(*args)
+    once = seeds_last.computed_once if store else lambda f, *args: f(*args)
     d_raw = once(lambda *args: _scores_gradient(*args) / scale, h, alpha, d_context, d_alpha)
     rows, outer_sum, times = seeds_last.rows, seeds_last.outer_sum, seeds_last.times_matrix
     d_keys = d_raw[:, :, None] * query[:, 0]

@@ -79,6 +79,22 @@ def per_seed(last: Callable) -> Callable:
     return plain
 
 
+def computed_once(f: Callable, *args: jax.Array) -> Any:
+    """``f(*args)``, stored once instead of recomputed by each consumer.
+
+    XLA's CPU compiler fuses an elementwise producer into every consumer, recomputing it in each,
+    and may fuse a chain of producers into one kernel that recomputes the chain's first links
+    many times over. A conditional's result is stored: both branches are ``f``, so whichever the
+    predicate picks (it only has to be a value XLA cannot fold, here the first element of the
+    first argument) the result is the same. (``optimization_barrier`` does not do this: XLA's
+    CPU pipeline removes it before fusion.)
+
+    >>> computed_once(lambda a, b: a * b, jnp.arange(3.0), jnp.full(3, 2.0)).tolist()
+    [0.0, 2.0, 4.0]
+    """
+    return jax.lax.cond(args[0].reshape(-1)[0] > 0, f, f, *args)
+
+
 def by_platform(*args: Any, cpu: Callable, default: Callable) -> Any:
     """``cpu(*args)`` in a program compiled for a CPU, ``default(*args)`` elsewhere.
 

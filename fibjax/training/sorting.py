@@ -19,7 +19,7 @@ import jax
 import jax.custom_batching
 import jax.numpy as jnp
 
-from fibjax.models.seeds_last import by_platform
+from fibjax.models.seeds_last import by_platform, computed_once
 
 
 def _network(x: jax.Array) -> jax.Array:
@@ -30,12 +30,22 @@ def _network(x: jax.Array) -> jax.Array:
     mirror image in the block (``i ^ (size - 1)``), then with ``i ^ half`` for ``half = size //
     4, ..., 1``; the lower index of a pair keeps the smaller number. Rows ``n .. m - 1`` would
     hold the largest number and every comparison keeps them where they are, so they are left
-    out (the work is ``n``, not ``m``, rows a stage). One loop iteration per stage, the same
-    shapes in each (a short program to compile).
+    out (the work is ``n``, not ``m``, rows a stage).
+
+    A stage reads every row's partner, so XLA cannot write its result over its input: a loop of
+    one stage an iteration copied the whole array back into the loop's buffer after every stage.
+    An iteration runs four stages as two pairs instead (XLA fuses a pair into one pass); the
+    first pair's result is stored by a conditional (:func:`fibjax.models.seeds_last.computed_once`),
+    so that XLA neither fuses all four, recomputing the first stages many times over, nor copies:
+    the second pair reads the stored array and writes the loop's. The drawn orders took 0.62 times
+    as long (benchmarks/NOTES.md). The stages are padded to whole iterations with mask 0, which
+    compares every element with itself.
     """
     n = x.shape[0]
     m = 1 << (n - 1).bit_length()
-    table = jnp.asarray(_partner_masks(m), jnp.int32)
+    masks = _partner_masks(m)
+    masks += [0] * (-len(masks) % 4)
+    table = jnp.asarray(masks, jnp.int32).reshape(-1, 4)
     i = jnp.arange(n, dtype=jnp.int32)
 
     def stage(x, mask):
@@ -44,9 +54,16 @@ def _network(x: jax.Array) -> jax.Array:
         partner = jnp.where(partner < n, partner, i)
         other = jnp.take(x, partner, axis=0)
         first = (i < partner)[:, None]
-        return jnp.where(first, jnp.minimum(x, other), jnp.maximum(x, other)), None
+        return jnp.where(first, jnp.minimum(x, other), jnp.maximum(x, other))
 
-    return jax.lax.scan(stage, x, table)[0]
+    def pair(x, first_mask, second_mask):
+        return stage(stage(x, first_mask), second_mask)
+
+    def iteration(x, masks):
+        x = computed_once(pair, x, masks[0], masks[1])
+        return pair(x, masks[2], masks[3]), None
+
+    return jax.lax.scan(iteration, x, table)[0]
 
 
 def _partner_masks(m: int) -> list[int]:
