@@ -39,9 +39,10 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
     XLA's CPU runtime sorts one array of numbers about five times faster than key-value pairs,
     and the permutation had taken about a quarter of a training epoch. Equal random bits keep
     their index order, so, as JAX does, the sort is repeated until ties are negligible: rounds
-    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits. Under ``vmap`` over seeds the rows are
-    sorted together (:func:`fibjax.training.sorting.sort_numbers`), with the same result. The
-    random bits are ``jax.random``'s, computed by :mod:`fibjax.training.threefry`.
+    ``= ceil(3 ln n / ln 2^r)`` for ``r`` random bits (:func:`shuffle_numbers` draws each round's
+    numbers, :func:`order_of_sorted` composes the sorted rounds). Under ``vmap`` over seeds the
+    rows are sorted together (:func:`fibjax.training.sorting.sort_numbers`), with the same result.
+    The random bits are ``jax.random``'s, computed by :mod:`fibjax.training.threefry`.
 
     Args:
       key: a ``jax.random.key``.
@@ -56,18 +57,55 @@ def shuffled_order(key: jax.Array, n: int, *, network: bool = True) -> jax.Array
     >>> sorted(order.tolist())
     [0, 1, 2, 3, 4]
     """
+    sort = sort_numbers if network else jax.lax.sort
+    return order_of_sorted(jnp.stack([sort(numbers) for numbers in shuffle_numbers(key, n)]))
+
+
+def _index_bits(n: int) -> int:
+    """Low bits of a shuffle's number that hold the index, for ``n`` indices."""
     if not 1 <= n <= 2**24:
         raise ValueError(f"n={n!r} must be from 1 to 2**24")
-    index_bits = max(1, (n - 1).bit_length())
-    random_bits = 32 - index_bits
-    rounds = max(1, math.ceil(3 * math.log(n) / (random_bits * math.log(2))))
+    return max(1, (n - 1).bit_length())
+
+
+def shuffle_rounds(n: int) -> int:
+    """Sorts a shuffle of ``n`` indices takes: ``ceil(3 ln n / ln 2^r)`` for ``r`` random bits.
+
+    >>> shuffle_rounds(826), shuffle_rounds(51)
+    (2, 1)
+    """
+    random_bits = 32 - _index_bits(n)
+    return max(1, math.ceil(3 * math.log(n) / (random_bits * math.log(2))))
+
+
+def shuffle_numbers(key: jax.Array, n: int) -> jax.Array:
+    """The numbers each round of :func:`shuffled_order` sorts, ``<uint32>[rounds, n]``.
+
+    Round ``r``'s numbers are the random bits of the key's ``r``-th split with the index
+    ``0 .. n-1`` in their low bits; sorted (in any way: a sort of numbers has one result), they go
+    to :func:`order_of_sorted`.
+    """
+    index_bits = _index_bits(n)
     index = jnp.arange(n, dtype=jnp.uint32)
-    low = jnp.uint32((1 << index_bits) - 1)
-    order = index
-    for round_key in threefry.split(key, rounds):
-        noise = threefry.bits(round_key, n) & ~low
-        packed = noise | index
-        order = order[(sort_numbers(packed) if network else jax.lax.sort(packed)) & low]
+    high = ~jnp.uint32((1 << index_bits) - 1)
+    rounds = threefry.split(key, shuffle_rounds(n))
+    return jnp.stack([threefry.bits(round_key, n) & high | index for round_key in rounds])
+
+
+def order_of_sorted(ranked: jax.Array) -> jax.Array:
+    """The permutation ``<int32>[n]`` from each round's numbers sorted, ``<uint32>[rounds, n]``.
+
+    Each sorted round's low bits are the indices in that round's order; the rounds apply one
+    after another.
+
+    >>> order_of_sorted(jnp.array([[2, 0, 1], [0, 2, 1]], jnp.uint32)).tolist()
+    [2, 1, 0]
+    """
+    n = ranked.shape[1]
+    low = jnp.uint32((1 << _index_bits(n)) - 1)
+    order = jnp.arange(n, dtype=jnp.uint32)
+    for sorted_round in ranked:
+        order = order[sorted_round & low]
     return order.astype(jnp.int32)
 
 
@@ -103,10 +141,18 @@ def make_window_order(
     def order(order_key: jax.Array, epoch: jax.Array) -> jax.Array:
         if not config.shuffle:
             return jnp.arange(n_train, dtype=jnp.int32)
-        epoch_key = threefry.fold_in(order_key, epoch)
-        return shuffled_order(epoch_key, n_train, network=layout.seeds_last)
+        return shuffled_order(epoch_key(order_key, epoch), n_train, network=layout.seeds_last)
 
     return order
+
+
+def epoch_key(order_key: jax.Array, epoch: jax.Array) -> jax.Array:
+    """The key of epoch ``epoch``'s shuffle (:func:`make_window_order`) from a seed's order key.
+
+    >>> epoch_key(split_key(jax.random.key(0))[1], 3).shape
+    ()
+    """
+    return threefry.fold_in(order_key, epoch)
 
 
 def default_platform() -> str:

@@ -39,10 +39,14 @@ from fibjax.training.layout import (
 from fibjax.training.memory import check_memory
 from fibjax.training.program import (
     compile_program,
+    epoch_key,
     make_train_on,
-    make_window_order,
+    order_of_sorted,
+    shuffle_numbers,
+    shuffle_rounds,
     split_key,
 )
+from fibjax.training.sorting import sort_numbers
 
 
 def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
@@ -55,8 +59,8 @@ def _global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
     return jax.tree.map(place, tree)
 
 
-# Rows of orders sorted at once by the orders program: the bitonic network's batch
-# (fibjax.training.sorting), 0.4 MB of 826 windows, which stays in cache.
+# Rows of numbers sorted at once by the orders program (each order's shuffle rounds): the bitonic
+# network's batch (fibjax.training.sorting), 0.4 MB of 826 windows, which stays in cache.
 ORDER_ROWS = 128
 
 
@@ -86,24 +90,32 @@ class SeedOrders:
 def _orders_program(
     config: TrainConfig, n_train: int, layout: ProgramLayout, mesh: jax.sharding.Mesh
 ) -> Callable[[jax.Array], jax.Array]:
-    """``jit(shard_map(...))`` drawing every epoch's order of each seed's windows.
+    """``jit(shard_map(...))`` drawing every epoch's order of each seed's windows (shuffled).
 
-    A device's seeds × epochs orders are drawn as one list of rows, :data:`ORDER_ROWS` at a
-    time (padded to whole blocks, the padding dropped), so that the shuffle's sort runs as wide
-    as the network wants whatever the seeds and epochs; each row is the same bits as the one
-    the training would draw in its epoch loop (:func:`fibjax.training.program.make_window_order`).
+    A device's seeds × epochs orders are drawn as one list of rows, in blocks (padded to whole
+    blocks, the padding dropped) whose shuffle rounds are sorted together, :data:`ORDER_ROWS`
+    numbers' rows at once: the sort runs as wide as the network wants whatever the seeds and
+    epochs, and the program has one sort to compile, not one a round. Each row is the same bits as
+    the one the training would draw in its epoch loop
+    (:func:`fibjax.training.program.make_window_order`): a sort of numbers has one result.
     """
-    window_order = make_window_order(config, n_train, layout)
     dtype, epochs = order_dtype(n_train), config.epochs
+    sort = sort_numbers if layout.seeds_last else jax.lax.sort
+
+    def block_orders(keys, block_epochs):
+        numbers = jax.vmap(lambda k, e: shuffle_numbers(epoch_key(k, e), n_train))(
+            keys, block_epochs
+        )
+        ranked = jax.vmap(sort)(numbers.reshape(-1, n_train)).reshape(numbers.shape)
+        return jax.vmap(order_of_sorted)(ranked).astype(dtype)
 
     def orders_seeds(local_seeds):
         order_keys = jax.vmap(lambda key: split_key(key)[1])(seed_keys(local_seeds))
         rows = local_seeds.shape[0] * epochs
-        block = min(ORDER_ROWS, rows)
-        row = jnp.arange(-(-rows // block) * block) % rows
-        flat = (order_keys[row // epochs], row % epochs)
-        drawn = jax.lax.map(lambda ke: window_order(*ke).astype(dtype), flat, batch_size=block)
-        return drawn[:rows].reshape(local_seeds.shape[0], epochs, n_train)
+        block = min(max(1, ORDER_ROWS // shuffle_rounds(n_train)), rows)
+        row = (jnp.arange(-(-rows // block) * block) % rows).reshape(-1, block)
+        drawn = jax.lax.map(lambda r: block_orders(order_keys[r // epochs], r % epochs), row)
+        return drawn.reshape(-1, n_train)[:rows].reshape(local_seeds.shape[0], epochs, n_train)
 
     seeds = P("seeds")
     return jax.jit(
