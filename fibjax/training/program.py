@@ -69,7 +69,8 @@ def _index_bits(n: int) -> int:
 
 
 def shuffle_rounds(n: int) -> int:
-    """Sorts a shuffle of ``n`` indices takes: ``ceil(3 ln n / ln 2^r)`` for ``r`` random bits.
+    """The rounds of sorting a shuffle of ``n`` indices takes: ``ceil(3 ln n / ln 2^r)`` for ``r``
+    random bits.
 
     >>> shuffle_rounds(826), shuffle_rounds(51)
     (2, 1)

@@ -99,6 +99,8 @@ def _orders_program(
     the one the training would draw in its epoch loop
     (:func:`fibjax.training.program.make_window_order`): a sort of numbers has one result.
     """
+    if not config.shuffle:
+        raise ValueError("the orders program draws shuffled orders: config.shuffle is off")
     dtype, epochs = order_dtype(n_train), config.epochs
     sort = sort_numbers if layout.seeds_last else jax.lax.sort
 
