@@ -332,9 +332,13 @@ def make_train(
 # the vanilla model 1.08-1.11 and the attention model 1.20 times as fast, with the same bits; a
 # CPU without 512-bit vectors uses its widest. Some of XLA's reductions follow the width: the
 # additive and dot forms trained on 5 seeds of a small data set differ in their last bits.
+# XLA's older fusion code generator (LLVM IR written directly, not through MLIR) compiles the same
+# programs in less time with the same bits and the same speed: a model's programs in 0.73-0.94 of
+# the time, the initial weights' and the orders' in about 0.6 (benchmarks/NOTES.md).
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "",
     "xla_cpu_prefer_vector_width": 512,
+    "xla_cpu_use_fusion_emitters": False,
 }
 _UNKNOWN_OPTION = re.compile(r"No such compile option: '([^']+)'")
 

@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 
 from fibjax.data import fibonacci_windows
-from fibjax.models import CELLS, init_params
+from fibjax.models import CELLS, POOLINGS, init_params, make_model
 from fibjax.training import program as program_lib
-from fibjax.training.config import FitResult, TrainConfig
+from fibjax.training.config import FitResult, TrainConfig, seed_keys
 from fibjax.training.program import fit, make_train, shuffled_order
 from fibjax.training.runtime import SMALL_LOOP_OPTION
 from fibjax.training.seeds import compile_seeds, fit_seeds
@@ -170,13 +170,40 @@ def test_an_option_error_other_than_an_unknown_name_is_raised(monkeypatch):
 
 
 def test_cpu_options_do_not_change_results():
-    # The options pick how XLA runs reductions, not what they compute.
+    # The options pick how XLA runs reductions and writes its code, not what they compute.
     config = TrainConfig("attention", epochs=2)
     train = jax.jit(make_train(config, SMALL))
     key = jax.random.key(3)
     with_options = program_lib.compile_program(train.lower(key), "cpu")(key)
     plain = train.lower(key).compile()(key)
     chex.assert_trees_all_close(with_options, plain, atol=1e-6)
+
+
+# Every cell (with the notebook's pooling) and every pooling (with the notebook's cell): its
+# seeds' initial weights and a gradient step under vmap, the arithmetic a training program runs.
+PARTS = sorted({("simple", pooling) for pooling in POOLINGS} | {(c, "attention") for c in CELLS})
+
+
+@pytest.mark.parametrize("cell, pooling", PARTS)
+def test_xla_fusion_emitters_left_off_keep_the_bits(cell, pooling):
+    # fibjax compiles with XLA's older fusion code generator, which compiles faster
+    # (benchmarks/NOTES.md). On the CPU both must give the same bits, so that results saved
+    # before the option stay the results of the same seeds.
+    model = make_model(pooling, 2, cell=cell)
+    x, y = (jnp.asarray(a[:1], jnp.float32) for a in (SMALL.train_x, SMALL.train_y))
+
+    def step(key):
+        params = model.init(key, x)["params"]
+        return jax.value_and_grad(
+            lambda p: jnp.mean(jnp.square(model.apply({"params": p}, x) - y))
+        )(params)
+
+    lowered = jax.jit(jax.vmap(step)).lower(seed_keys(range(32)))
+    options = dict(program_lib.CPU_COMPILER_OPTIONS, xla_cpu_use_fusion_emitters=True)
+    emitters = lowered.compile(compiler_options=options)(seed_keys(range(32)))
+    chex.assert_trees_all_equal(
+        program_lib.compile_program(lowered, "cpu")(seed_keys(range(32))), emitters
+    )
 
 
 def test_training_loops_compile_to_single_kernels():
