@@ -200,7 +200,12 @@ def test_xla_fusion_emitters_left_off_keep_the_bits(cell, pooling):
 
     lowered = jax.jit(jax.vmap(step)).lower(seed_keys(range(32)))
     options = dict(program_lib.CPU_COMPILER_OPTIONS, xla_cpu_use_fusion_emitters=True)
-    emitters = lowered.compile(compiler_options=options)(seed_keys(range(32)))
+    try:
+        emitters = lowered.compile(compiler_options=options)(seed_keys(range(32)))
+    except jax.errors.JaxRuntimeError as error:
+        if "No such compile option" not in str(error):
+            raise
+        pytest.skip(f"this XLA has no choice of fusion code generator: {error}")
     chex.assert_trees_all_equal(
         program_lib.compile_program(lowered, "cpu")(seed_keys(range(32))), emitters
     )
