@@ -334,7 +334,7 @@ def make_train(
 # additive and dot forms trained on 5 seeds of a small data set differ in their last bits.
 # XLA's older fusion code generator (LLVM IR written directly, not through MLIR) compiles the same
 # programs in less time with the same bits and the same speed: a model's programs in 0.73-0.94 of
-# the time, the initial weights' and the orders' in about 0.6 (benchmarks/NOTES.md).
+# the time, the initial weights' and the orders' in 0.5-0.7 (benchmarks/NOTES.md).
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "",
     "xla_cpu_prefer_vector_width": 512,

@@ -198,17 +198,16 @@ def test_xla_fusion_emitters_left_off_keep_the_bits(cell, pooling):
             lambda p: jnp.mean(jnp.square(model.apply({"params": p}, x) - y))
         )(params)
 
-    lowered = jax.jit(jax.vmap(step)).lower(seed_keys(range(32)))
+    keys = seed_keys(range(32))
+    lowered = jax.jit(jax.vmap(step)).lower(keys)
     options = dict(program_lib.CPU_COMPILER_OPTIONS, xla_cpu_use_fusion_emitters=True)
     try:
-        emitters = lowered.compile(compiler_options=options)(seed_keys(range(32)))
+        emitters = lowered.compile(compiler_options=options)(keys)
     except jax.errors.JaxRuntimeError as error:
         if "No such compile option" not in str(error):
             raise
         pytest.skip(f"this XLA has no choice of fusion code generator: {error}")
-    chex.assert_trees_all_equal(
-        program_lib.compile_program(lowered, "cpu")(seed_keys(range(32))), emitters
-    )
+    chex.assert_trees_all_equal(program_lib.compile_program(lowered, "cpu")(keys), emitters)
 
 
 def test_training_loops_compile_to_single_kernels():
