@@ -188,6 +188,36 @@ def test_rnn_gradients_under_vmap_are_each_seeds_own(
             )
 
 
+# Without a gradient (the evaluation after training) the SimpleRNN also runs seed-last under vmap on
+# a CPU; the evaluation's windows are shared by every seed, so inputs shared are checked too. Bits
+# on the CPU up to SEEDS_LAST_UNITS, wherever the layer runs seed-last; close beyond.
+@pytest.mark.parametrize("cell, features, in_features", SEEDS_LAST_SIZES)
+@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("shared", ["weights", "inputs"])
+def test_rnn_outputs_under_vmap_are_each_seeds_own(cell, features, in_features, sequences, shared):
+    layer = CELLS[cell].layer
+    seeds = 16
+    xs = helpers.normal(2, (seeds, 3, 6, in_features))
+    rnn = layer(features, return_sequences=sequences)
+    params = jax.vmap(rnn.init, in_axes=(0, None))(jax.random.split(KEY, seeds), xs[0])
+    if shared == "weights":
+        params = jax.tree.map(lambda p: p[0], params)
+    if shared == "inputs":
+        xs = xs[0]
+    axes = (None if shared == "weights" else 0, None if shared == "inputs" else 0)
+    got = jax.jit(jax.vmap(rnn.apply, in_axes=axes))(params, xs)
+    chex.assert_shape(got, (seeds, 3, 6, features) if sequences else (seeds, 3, features))
+    chex.assert_tree_all_finite(got)
+    alone = jax.jit(rnn.apply)
+    for s in range(seeds):
+        own = params if shared == "weights" else jax.tree.map(lambda p, s=s: p[s], params)
+        want = alone(own, xs if shared == "inputs" else xs[s])
+        if features <= layer.SEEDS_LAST_UNITS:
+            chex.assert_trees_all_equal(got[s], want)
+        else:
+            chex.assert_trees_all_close(got[s], want, atol=1e-6, rtol=1e-5)
+
+
 WRITTEN_OUT_ATTENTION = [name for name, entry in POOLINGS.items() if entry.has_attention]
 
 
