@@ -7,7 +7,8 @@ accumulates the weight gradients inside the backward loop. Here the forward loop
 states, the backward loop carries only ``dL/dh``, and the weight gradients are sums over all
 steps taken once after it. On a CPU that made training 1.4 to 1.8 times faster per seed
 (``benchmarks/NOTES.md``). Under ``vmap`` over seeds on a CPU, both passes run with the seed axis
-last (``_under_vmap``), for the same bits in less time.
+last (``_under_vmap``), for the same bits in less time; so does the forward pass without a gradient
+(``_evaluated_under_vmap``: the evaluation after training).
 """
 
 from __future__ import annotations
