@@ -106,7 +106,8 @@ def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll, see
     # Without a gradient nothing is kept that is not returned: evaluating a model on all 826
     # windows under vmap over seeds, stored states were arrays of tens of MB and the
     # evaluation took longer than two training epochs. Under vmap on a CPU it runs seed-last
-    # too: the evaluation after training took 0.7 (vanilla) to 0.85 (attention) of the time.
+    # too: the evaluation after training took 0.6-0.7 (vanilla) and 0.8-0.85 (attention) of
+    # the time.
     if seeds_last_form and recurrent_kernel.shape[0] <= SEEDS_LAST_UNITS:
         return _evaluated_under_vmap(return_sequences, unroll)(x, kernel, recurrent_kernel, bias)
     return _evaluated(return_sequences, unroll, x, kernel, recurrent_kernel, bias)
