@@ -101,6 +101,11 @@ def loop_unroll(unroll: int | bool) -> int | bool:
     return True if unroll is True else int(unroll)
 
 
+def _seeds_last(recurrent_kernel, seeds_last_form):
+    """Whether the passes run seed-last under vmap on a CPU (see :data:`SEEDS_LAST_UNITS`)."""
+    return seeds_last_form and recurrent_kernel.shape[0] <= SEEDS_LAST_UNITS
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll, seeds_last_form):
     # Without a gradient nothing is kept that is not returned: evaluating a model on all 826
@@ -108,7 +113,7 @@ def _simple_rnn(x, kernel, recurrent_kernel, bias, return_sequences, unroll, see
     # evaluation took longer than two training epochs. Under vmap on a CPU it runs seed-last
     # too: the evaluation after training took 0.6-0.7 (vanilla) and 0.8-0.85 (attention) of
     # the time.
-    if seeds_last_form and recurrent_kernel.shape[0] <= SEEDS_LAST_UNITS:
+    if _seeds_last(recurrent_kernel, seeds_last_form):
         return _evaluated_under_vmap(return_sequences, unroll)(x, kernel, recurrent_kernel, bias)
     return _evaluated(return_sequences, unroll, x, kernel, recurrent_kernel, bias)
 
@@ -134,7 +139,7 @@ def _evaluated_under_vmap(return_sequences: bool, unroll: int):
 
 
 def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll, seeds_last_form):
-    if seeds_last_form and recurrent_kernel.shape[0] <= SEEDS_LAST_UNITS:
+    if _seeds_last(recurrent_kernel, seeds_last_form):
         states = _under_vmap(return_sequences, unroll)[0](x, kernel, recurrent_kernel, bias)
     else:
         states = _states(x, kernel, recurrent_kernel, bias, True, unroll)[1]
@@ -143,7 +148,7 @@ def _simple_rnn_fwd(x, kernel, recurrent_kernel, bias, return_sequences, unroll,
 
 
 def _simple_rnn_bwd(return_sequences, unroll, seeds_last_form, residuals, cotangent):
-    if seeds_last_form and residuals[2].shape[0] <= SEEDS_LAST_UNITS:
+    if _seeds_last(residuals[2], seeds_last_form):
         return _under_vmap(return_sequences, unroll)[1](*residuals, cotangent)
     return _gradients(return_sequences, unroll, residuals, cotangent)
 
