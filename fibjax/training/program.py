@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from fibjax.data import FibonacciData
-from fibjax.models import make_model
+from fibjax.models import make_model, seeds_last
 from fibjax.training import threefry
 from fibjax.training.config import FitResult, TrainConfig, Windows
 from fibjax.training.evaluation import train_test_mse
@@ -263,10 +264,13 @@ def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_of) 
     n_train, batch = windows.train_x.shape[0], config.batch_size
     n_full, remainder = divmod(n_train, batch)
 
+    # Seed-last, each step's windows are gathered in the layout its seed-last passes read.
+    take = seeds_last.take_rows if layout.seeds_last else operator.getitem
+
     def update(carry, indices):
         params, opt_state = carry
         loss, grads = jax.value_and_grad(_mse, argnums=1)(
-            model, params, windows.train_x[indices], windows.train_y[indices]
+            model, params, take(windows.train_x, indices), windows.train_y[indices]
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss

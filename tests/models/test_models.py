@@ -27,7 +27,7 @@ from fibjax.models import (
     repeat_steps,
 )
 from fibjax.models.poolings import _max_over_last, softmax
-from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, by_platform, times_matrix
+from fibjax.models.seeds_last import MULTIPLY_ADD_ROWS, by_platform, take_rows, times_matrix
 
 import helpers
 
@@ -597,6 +597,30 @@ def test_seed_last_product_is_the_matrix_product(rows):
     chex.assert_shape(got, (3, 5, 4))
     want = np.stack([a[..., s].astype(np.float64) @ m[..., s] for s in range(4)], axis=-1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(rows))
+
+
+@pytest.mark.parametrize("item", [(), (3,), (20, 1)])
+@pytest.mark.parametrize("index_shape", [(), (1,), (2, 3)])
+@pytest.mark.parametrize("batched", ["index", "table", "both"])
+def test_take_rows_under_vmap_gathers_each_seeds_rows(item, index_shape, batched):
+    # Claim (any backend, exact: a gather moves numbers): under vmap, in whichever form the
+    # batching picks (seed-last on a CPU when only the index is batched), each seed gets NumPy's
+    # table[index], negative indices counted from the end and the others clamped.
+    seeds, rows = 5, 7
+    table = helpers.normal(0, (seeds, rows, *item) if batched != "index" else (rows, *item))
+    index = np.random.default_rng(1).integers(-rows, rows + 3, (seeds, *index_shape))
+    if batched == "table":
+        index = index[0]
+    axes = (None if batched == "index" else 0, None if batched == "table" else 0)
+    got = np.asarray(jax.jit(jax.vmap(take_rows, in_axes=axes))(table, jnp.asarray(index)))
+    chex.assert_shape(got, (seeds, *index_shape, *item))
+    for s in range(seeds):
+        seed_table = table if batched == "index" else table[s]
+        seed_index = index if batched == "table" else index[s]
+        want = seed_table[
+            np.minimum(np.where(seed_index < 0, seed_index + rows, seed_index), rows - 1)
+        ]
+        np.testing.assert_array_equal(got[s], want)
 
 
 def test_by_platform_traces_only_the_cpu_function_where_the_cpu_is_the_only_platform():
