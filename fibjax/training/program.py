@@ -12,6 +12,7 @@ with fibjax's XLA options; :func:`fit` runs one seed under ``jax.jit``
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import operator
 import re
@@ -345,13 +346,15 @@ CPU_COMPILER_OPTIONS = {
     "xla_cpu_use_fusion_emitters": False,
 }
 _UNKNOWN_OPTION = re.compile(r"No such compile option: '([^']+)'")
+_LOG = logging.getLogger(__name__)
 
 
 def compile_program(lowered: jax.stages.Lowered, platform: str) -> jax.stages.Compiled:
     """Compiles a lowered training program with fibjax's options for ``platform``.
 
     On a CPU the options are :data:`CPU_COMPILER_OPTIONS`; those an XLA does not know (an older
-    JAX, without YNNPACK fusions) are left out, one by one.
+    JAX, without YNNPACK fusions) are left out, one by one, each logged at the ``DEBUG`` level
+    (a misspelt option would otherwise be dropped unseen while tuning).
 
     >>> lowered = jax.jit(lambda x: x.sum()).lower(jnp.ones(3))
     >>> compile_program(lowered, "cpu")(jnp.ones(3))
@@ -367,6 +370,7 @@ def compile_program(lowered: jax.stages.Lowered, platform: str) -> jax.stages.Co
             unknown = _UNKNOWN_OPTION.search(str(error))
             if unknown is None or unknown.group(1) not in options:
                 raise
+            _LOG.debug("XLA has no compile option %r; compiling without it", unknown.group(1))
             del options[unknown.group(1)]
 
 

@@ -1,5 +1,6 @@
 """Training one seed: determinism, tracing, batching, divergence, shuffle and compile options."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -143,9 +144,10 @@ def test_shuffled_order_rejects_bad_lengths():
         shuffled_order(jax.random.key(0), 0)
 
 
-def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch):
+def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch, caplog):
     # An older JAX does not know every option (the one that turns YNNPACK fusions off); fibjax
-    # then leaves out what XLA does not know and keeps the rest, instead of failing.
+    # then leaves out what XLA does not know and keeps the rest, instead of failing, and says
+    # which it left out in a debug message.
     options = {"xla_fibjax_no_such_option": 1, "xla_cpu_prefer_vector_width": 512}
     monkeypatch.setattr(program_lib, "CPU_COMPILER_OPTIONS", options)
     lowered = jax.jit(lambda x: jnp.sum(x * 2)).lower(jnp.ones(4))
@@ -156,9 +158,13 @@ def test_an_xla_without_the_cpu_options_still_compiles(monkeypatch):
             asked.append(dict(compiler_options))
             return lowered.compile(compiler_options=compiler_options)
 
-    compiled = program_lib.compile_program(Recording(), "cpu")
+    with caplog.at_level(logging.DEBUG, logger=program_lib.__name__):
+        compiled = program_lib.compile_program(Recording(), "cpu")
     assert float(compiled(jnp.ones(4))) == 8.0
     assert asked == [options, {"xla_cpu_prefer_vector_width": 512}]
+    assert [r.getMessage() for r in caplog.records if r.name == program_lib.__name__] == [
+        "XLA has no compile option 'xla_fibjax_no_such_option'; compiling without it"
+    ]
     assert len(options) == 2  # the registry itself is left as it was
 
 
