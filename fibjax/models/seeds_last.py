@@ -156,10 +156,10 @@ def take_rows(table: jax.Array, index: jax.Array) -> jax.Array:
     Each training step gathers its window for every seed from the windows all seeds share.
     Under ``vmap`` the gather wrote the windows seed-first, and the seed-last passes that read
     them began with a copy that transposed them, every step; gathered seed-last, no copy is
-    left, and the vanilla model trained 1.04-1.07 times as fast (benchmarks/NOTES.md). The same
+    left, and the vanilla model trained 1.04-1.08 times as fast (benchmarks/NOTES.md). The same
     numbers either way: a gather only moves them. Indices are clamped, not counted from the end
-    when negative: that select, recomputed for every element gathered, cost the vanilla model 3%
-    of its training. Not differentiable.
+    when negative: that select, recomputed for every element gathered, cost the vanilla model up
+    to 5% of its training. Not differentiable.
 
     Args:
       table: ``<dtype>[rows, *item]``.
