@@ -183,10 +183,10 @@ def _take_plain(table: jax.Array, index: jax.Array) -> jax.Array:
 @take_rows.def_vmap
 def _take_rows_vmap(size, in_batched, table, index):
     table_batched, index_batched = in_batched
+    plain = jax.vmap(_take_plain, in_axes=tuple(0 if b else None for b in in_batched))
     if table_batched or not index_batched:
-        axes = (0 if table_batched else None, 0 if index_batched else None)
-        return jax.vmap(_take_plain, in_axes=axes)(table, index), True
-    return by_platform(table, index, cpu=_take_last, default=jax.vmap(_take_plain, (None, 0))), True
+        return plain(table, index), True
+    return by_platform(table, index, cpu=_take_last, default=plain), True
 
 
 def _take_last(table, index):
