@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from fibjax.models import seeds_last
 
 
 class KerasAdamState(NamedTuple):
@@ -59,14 +61,83 @@ def keras_adam(
     ) -> tuple[optax.Updates, KerasAdamState]:
         del params
         count = state.count + 1
-        step = count.astype(jnp.float32)
-        alpha = learning_rate * jnp.sqrt(1 - b2**step) / (1 - b1**step)
-        mu = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), state.mu, grads)
-        nu = jax.tree.map(lambda v, g: v + (jnp.square(g) - v) * (1 - b2), state.nu, grads)
-        updates = jax.tree.map(lambda m, v: -(m * alpha) / (jnp.sqrt(v) + eps), mu, nu)
+        alpha = _keras_step_size(count, learning_rate, b1, b2)
+        mu = jax.tree.map(lambda m, g: _first_moment(m, g, b1), state.mu, grads)
+        nu = jax.tree.map(lambda v, g: _second_moment(v, g, b2), state.nu, grads)
+        updates = jax.tree.map(lambda m, v: _keras_update(m, v, alpha, eps), mu, nu)
         return updates, KerasAdamState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformation(init, update)
+
+
+def _keras_step_size(count: jax.Array, learning_rate: Any, b1: float, b2: float) -> jax.Array:
+    step = count.astype(jnp.float32)
+    return learning_rate * jnp.sqrt(1 - b2**step) / (1 - b1**step)
+
+
+def _first_moment(m: jax.Array, g: jax.Array, b1: float) -> jax.Array:
+    return m + (g - m) * (1 - b1)
+
+
+def _second_moment(v: jax.Array, g: jax.Array, b2: float) -> jax.Array:
+    return v + (jnp.square(g) - v) * (1 - b2)
+
+
+def _keras_update(m: jax.Array, v: jax.Array, alpha: jax.Array, eps: float) -> jax.Array:
+    return -(m * alpha) / (jnp.sqrt(v) + eps)
+
+
+Step = Callable[[optax.Updates, Any, optax.Params], tuple[optax.Params, Any]]
+
+
+def keras_adam_step(
+    learning_rate: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7
+) -> Step:
+    """:func:`keras_adam` and ``optax.apply_updates`` as one step, leaf by leaf, seeds last.
+
+    The same arithmetic, so the same numbers up to the fused multiply-adds XLA forms. Under
+    ``vmap`` over seeds a leaf's moments and weights are ``[seeds, 2, 2]`` or ``[seeds, 20, 1]``,
+    and XLA's CPU code ran their square roots and divisions one element at a time along the
+    small inner axes. Each leaf's whole update is one function whose ``vmap`` runs, on a CPU,
+    with the seed axis last (:func:`fibjax.models.seeds_last.under_vmap`), so the seeds fill
+    the vector lanes; the weights' update is in the same function because, applied apart,
+    XLA fused the division into the seed-first addition again. Training at 256 seeds ran 1.4
+    (vanilla) and 1.6 (attention) times as fast (benchmarks/NOTES.md).
+
+    Args:
+      learning_rate: the step size ``lr``.
+      b1: decay of the first moment.
+      b2: decay of the second moment.
+      eps: added to ``sqrt(v)``.
+
+    Returns:
+      ``step(grads, state, params) -> (params, state)``, with ``state`` from
+      ``keras_adam(...).init(params)``.
+
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> step = keras_adam_step(learning_rate=0.1)
+    >>> params, state = step({"w": jnp.array([0.5, -0.5])}, keras_adam().init(params), params)
+    >>> params["w"].round(4)
+    Array([ 0.9, -1.9], dtype=float32)
+    """
+
+    def leaf(p, m, v, g, alpha):
+        m = _first_moment(m, g, b1)
+        v = _second_moment(v, g, b2)
+        return p + _keras_update(m, v, alpha, eps), m, v
+
+    leaf_step = seeds_last.under_vmap(leaf, leaf)
+
+    def step(grads, state, params):
+        count = state.count + 1
+        alpha = _keras_step_size(count, learning_rate, b1, b2)
+        out = jax.tree.map(lambda *a: leaf_step(*a, alpha), params, state.mu, state.nu, grads)
+        params, mu, nu = jax.tree.transpose(
+            jax.tree.structure(params), jax.tree.structure((0, 0, 0)), out
+        )
+        return params, KerasAdamState(count=count, mu=mu, nu=nu)
+
+    return step
 
 
 def _optax_adam(learning_rate: float) -> optax.GradientTransformation:
@@ -83,6 +154,11 @@ OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
 }
 
 
+# The optimizers whose training step is written out (:func:`make_step`); the others apply
+# Optax's update with ``optax.apply_updates``.
+STEPS: dict[str, Callable[[float], Step]] = {"keras_adam": keras_adam_step}
+
+
 def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
     """The optimizer registered under ``name`` (see ``OPTIMIZERS``) at ``learning_rate``.
 
@@ -94,3 +170,27 @@ def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformat
             f"optimizer={name!r} is unknown; choose one of {tuple(sorted(OPTIMIZERS))}"
         )
     return OPTIMIZERS[name](learning_rate)
+
+
+def make_step(name: str, learning_rate: Any, *, written_out: bool = True) -> tuple[Callable, Step]:
+    """``(init, step)`` of the optimizer registered under ``name``, for a training loop.
+
+    ``init(params)`` is the optimizer's state; ``step(grads, state, params) -> (params,
+    state)`` one update. With ``written_out``, an optimizer in :data:`STEPS` steps by its
+    written-out form; otherwise, and for every other optimizer, by Optax's ``update`` and
+    ``optax.apply_updates``.
+
+    >>> init, step = make_step("sgd", 0.5)
+    >>> params, _ = step(jnp.ones(2), init(jnp.ones(2)), jnp.ones(2))
+    >>> params.tolist()
+    [0.5, 0.5]
+    """
+    optimizer = make_optimizer(name, learning_rate)
+    if written_out and name in STEPS:
+        return optimizer.init, STEPS[name](learning_rate)
+
+    def step(grads, state, params):
+        updates, state = optimizer.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return optimizer.init, step

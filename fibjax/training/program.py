@@ -21,7 +21,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from fibjax.data import FibonacciData
 from fibjax.models import make_model, seeds_last
@@ -29,7 +28,7 @@ from fibjax.training import threefry
 from fibjax.training.config import FitResult, TrainConfig, Windows
 from fibjax.training.evaluation import train_test_mse
 from fibjax.training.layout import ProgramLayout, program_layout
-from fibjax.training.optim import make_optimizer
+from fibjax.training.optim import make_step
 from fibjax.training.sorting import sort_numbers
 
 
@@ -231,7 +230,7 @@ def make_train_on(
         params: Any = None,
         orders: jax.Array | None = None,
     ) -> FitResult:
-        optimizer = make_optimizer(config.optimizer, learning_rate)
+        init, step = make_step(config.optimizer, learning_rate, written_out=layout.seeds_last)
         init_key, order_key = split_key(key)
         if params is None:
             params = model.init(init_key, windows.train_x[:1])["params"]
@@ -243,8 +242,8 @@ def make_train_on(
             xs, order_of = epochs, functools.partial(window_order, order_key)
         else:
             xs, order_of = orders, lambda order: order.astype(jnp.int32)
-        run_epoch = _epoch_runner(config, layout, model, optimizer, windows, order_of)
-        carry = (params, optimizer.init(params))
+        run_epoch = _epoch_runner(config, layout, model, step, windows, order_of)
+        carry = (params, init(params))
         (params, _), (losses, finite, steps) = jax.lax.scan(run_epoch, carry, xs)
         train_mse, test_mse = train_test_mse(model, params, windows)
         return FitResult(
@@ -259,9 +258,10 @@ def make_train_on(
     return train
 
 
-def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_of) -> Callable:
+def _epoch_runner(config, layout, model, step, windows: Windows, order_of) -> Callable:
     """``run_epoch(carry, x) -> (carry, (loss, finite, step_losses))`` for ``lax.scan``;
-    ``order_of(x)`` is the epoch's order of the training windows."""
+    ``step`` is the optimizer's (:func:`fibjax.training.optim.make_step`), ``order_of(x)`` the
+    epoch's order of the training windows."""
     n_train, batch = windows.train_x.shape[0], config.batch_size
     n_full, remainder = divmod(n_train, batch)
 
@@ -273,8 +273,7 @@ def _epoch_runner(config, layout, model, optimizer, windows: Windows, order_of) 
         loss, grads = jax.value_and_grad(_mse, argnums=1)(
             model, params, take(windows.train_x, indices), windows.train_y[indices]
         )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        return step(grads, opt_state, params), loss
 
     def run_epoch(carry, x):
         order = order_of(x)

@@ -1,11 +1,15 @@
 """keras_adam against Keras's update written out in NumPy, and the optimizer registry."""
 
+import functools
+
+import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from fibjax.training.optim import OPTIMIZERS, keras_adam, make_optimizer
+from fibjax.training.optim import OPTIMIZERS, STEPS, keras_adam, make_optimizer, make_step
 
 
 def numpy_keras_adam(grads, p0, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
@@ -50,3 +54,52 @@ def test_registry():
         assert isinstance(make_optimizer(name, 1e-2), optax.GradientTransformation)
     with pytest.raises(ValueError, match="optimizer='lion'"):
         make_optimizer("lion", 1e-3)
+
+
+def _trained(step, init, p0, grads):
+    """``p0`` after one ``step`` per gradient in ``grads [steps, *p0.shape]``, in one scan."""
+
+    def body(carry, g):
+        params, state = carry
+        return step(g, state, params), None
+
+    return jax.lax.scan(body, (p0, init(p0)), grads)[0][0]
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (20, 1), (3,), ()])
+def test_written_out_keras_adam_under_vmap_matches_numpy_for_every_seed(shape):
+    """On the CPU the written-out step's ``vmap`` runs seeds last; every seed gets NumPy's Keras
+    Adam, and the bits it gets among 5 seeds (37 does not fill whole vectors of 16)."""
+    rng = np.random.default_rng(1)
+    n_seeds, n_steps = 37, 30
+    scale = np.logspace(-9, -1, n_seeds).reshape(n_seeds, *(1,) * len(shape))
+    grads = (rng.normal(size=(n_steps, n_seeds, *shape)) * scale).astype(np.float32)
+    p0 = rng.normal(size=(n_seeds, *shape)).astype(np.float32)
+    init, step = make_step("keras_adam", 1e-3)
+    train = jax.jit(jax.vmap(functools.partial(_trained, step, init), in_axes=(0, 1)))
+    batched = np.asarray(train(p0, grads))
+    chex.assert_shape(batched, p0.shape)
+    for s in range(n_seeds):
+        want = numpy_keras_adam(grads[:, s], p0[s])
+        np.testing.assert_allclose(batched[s], want, rtol=0, atol=1e-7, err_msg=f"seed {s}")
+    few = np.asarray(train(p0[-5:], grads[:, -5:]))
+    np.testing.assert_array_equal(few, batched[-5:])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_make_step_is_the_optimizers_update_applied(name):
+    """Written out or through Optax, one registered optimizer: the same state's structure and
+    the same weights (the written-out Keras Adam to float32 rounding of its multiply-adds)."""
+    rng = np.random.default_rng(2)
+    params = {"w": jnp.asarray(rng.normal(size=(4, 2, 2)), jnp.float32), "b": jnp.zeros((4, 3))}
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=(6, *p.shape)) * 1e-3), params)
+    grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
+    runs = {}
+    for written_out in (True, False):
+        init, step = make_step(name, 1e-2, written_out=written_out)
+        chex.assert_trees_all_equal_structs(init(params), make_optimizer(name, 1e-2).init(params))
+        train = jax.jit(jax.vmap(functools.partial(_trained, step, init), in_axes=(0, 1)))
+        runs[written_out] = train(params, grads)
+    chex.assert_trees_all_close(runs[True], runs[False], atol=1e-7, rtol=0)
+    if name not in STEPS:
+        chex.assert_trees_all_equal(runs[True], runs[False])
