@@ -326,7 +326,9 @@ def compile_seeds(
 
     orders_args = _orders_spec(config, data, len(padded), layout, mesh)
     # The programs beside the training program: compiled in threads while it compiles (XLA
-    # releases Python's lock), each from this process's memo when it has it.
+    # releases Python's lock), each from this process's memo when it has it. They start once
+    # the training program is lowered: started before, their tracing took Python's lock from
+    # the training program's, which is the longer path (benchmarks/NOTES.md).
     beside = {}
     if orders_args:
         beside["orders"] = lambda: _compile_orders(
@@ -372,12 +374,19 @@ def compile_seeds(
         check_memory(
             config, data, len(seeds) * len(rates), devices, n_params=n_params, layout=layout
         )
+        start_beside()
         return compile_program(lowered, platform)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(beside))) as pool:
-        futures = {name: pool.submit(compile_beside) for name, compile_beside in beside.items()}
+        futures = {}
+
+        def start_beside():
+            for name, compile_beside in beside.items():
+                futures.setdefault(name, pool.submit(compile_beside))
+
         # Two threads compiling the same program (a study compiles ahead) wait for one.
         compiled = program_cache_lib.COMPILED.get_or_make(memo_key, make)
+        start_beside()
         done = {name: future.result() for name, future in futures.items()}
     return CompiledSeeds(
         compiled=compiled,
