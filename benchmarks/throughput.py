@@ -4,7 +4,8 @@ For each model and seed count it measures:
   - the compile time of the seeds' training (``fibjax.training.seeds.compile_seeds``, sharded over
     every device): the best of ``--compiles`` compilations from scratch (JAX's in-process caches
     cleared before each), whole and its XLA part (``fibjax.training.program.compile_program``); the
-    rest is tracing and lowering,
+    rest is tracing and lowering. The training program is then compiled once more alone on the
+    cores (``xla_training_alone_s``): beside it the programs a model also compiles share them,
   - the steady-state throughput in seed-epochs per second (the best of ``--repeats`` timed
     calls after a first, untimed one; shared machines make single calls noisy), each call
     drawing its seeds' orders of the windows, and again reading orders drawn before
@@ -33,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -159,6 +161,7 @@ class Measurer:
         # weights' program (versions that draw them ahead) in its own; newer versions compile
         # them at once, in threads. The training program is the one that returns parameters.
         timings = {"training": [], "orders": [], "initial": []}
+        training_programs = []
         patched = {"seeds": seeds_module}
         if importlib.util.find_spec("fibjax.training.initial") is not None:
             patched["initial"] = importlib.import_module("fibjax.training.initial")
@@ -172,6 +175,8 @@ class Measurer:
                 if name == "seeds":
                     kind = "training" if hasattr(lowered.out_info, "params") else "orders"
                 timings[kind].append(time.perf_counter() - start)
+                if kind == "training":
+                    training_programs.append((lowered, platform))
                 return compiled
 
             return compile_timed
@@ -187,6 +192,14 @@ class Measurer:
         finally:
             for name, module in patched.items():
                 module.compile_program = originals[name]
+        # The training program compiled once more, alone on the cores: its XLA time above is
+        # measured while the programs beside it compile on the same cores.
+        alone = []
+        for lowered, target in training_programs:
+            jax.clear_caches()  # JAX keeps the executable of a lowered program it compiled
+            start = time.perf_counter()
+            originals["seeds"](lowered, target)
+            alone.append(time.perf_counter() - start)
         jax.block_until_ready(self.run())  # the first call pays one-off transfers
         memory = self.run.compiled.memory_analysis()
         program_bytes = memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -197,6 +210,7 @@ class Measurer:
             "xla_s": sum(sum(times) for times in timings.values()),
             "xla_training_s": sum(timings["training"]),
             "xla_initial_s": sum(timings["initial"]),
+            "xla_training_alone_s": sum(alone),
             "program_mib": program_bytes / 2**20,
         }
 
@@ -368,6 +382,9 @@ def measure_row(workers: dict[str, Worker], args, cell: str, model: str, seeds: 
                 f"{prefix}xla_compile_s": fastest["xla_s"],
                 f"{prefix}xla_training_s": fastest.get("xla_training_s", fastest["xla_s"]),
                 f"{prefix}xla_initial_s": fastest.get("xla_initial_s", 0.0),
+                f"{prefix}xla_training_alone_s": min(
+                    c.get("xla_training_alone_s", c["xla_s"]) for c in compiles[name]
+                ),
                 f"{prefix}compile_s_all": [c["compile_s"] for c in compiles[name]],
                 f"{prefix}run_s": run_s,
                 f"{prefix}run_s_all": times[name],
@@ -436,6 +453,19 @@ def print_table(rows: list[dict]) -> None:
                 f" | {r['baseline_compile_s']:.2f} ({_xla(r, 'baseline_')})"
             )
         print(line + " |")
+
+
+def print_alone(rows: list[dict]) -> None:
+    """The training programs' XLA times compiled alone, over the baseline's, row by row."""
+    ratios = [r["xla_training_alone_s"] / r["baseline_xla_training_alone_s"] for r in rows]
+    print(
+        "\ntraining program compiled alone, over the previous commit's:"
+        f" {min(ratios):.2f}-{max(ratios):.2f} (median {statistics.median(ratios):.2f}):"
+        + ",".join(
+            f" {r['cell']} {r['model']} {r['seeds']} {q:.2f}"
+            for r, q in zip(rows, ratios, strict=True)
+        )
+    )
 
 
 def run_rows(workers: dict[str, Worker], args) -> tuple[list[dict], dict]:
@@ -507,6 +537,8 @@ def main() -> int:
     path = args.output or RESULTS / f"{record['machine']}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print_table(rows)
+    if args.baseline:
+        print_alone(rows)
     print(f"\nwritten to {path}")
     return 0
 
