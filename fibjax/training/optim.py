@@ -101,8 +101,8 @@ def keras_adam_step(
     small inner axes. Each leaf's whole update is one function whose ``vmap`` runs, on a CPU,
     with the seed axis last (:func:`fibjax.models.seeds_last.under_vmap`), so the seeds fill
     the vector lanes; the weights' update is in the same function because, applied apart,
-    XLA fused the division into the seed-first addition again. Training at 256 seeds ran 1.4
-    (vanilla) and 1.6 (attention) times as fast (benchmarks/NOTES.md).
+    XLA fused the division into the seed-first addition again. The SimpleRNN's models trained at
+    256 seeds 1.3-1.8 times as fast, the GRU's 1.2-1.5 times (benchmarks/NOTES.md).
 
     Args:
       learning_rate: the step size ``lr``.
