@@ -105,10 +105,7 @@ def keras_adam_step(
     256 seeds 1.3-1.8 times as fast, the GRU's 1.2-1.5 times (benchmarks/NOTES.md).
 
     Args:
-      learning_rate: the step size ``lr``.
-      b1: decay of the first moment.
-      b2: decay of the second moment.
-      eps: added to ``sqrt(v)``.
+      learning_rate, b1, b2, eps: as :func:`keras_adam` takes them.
 
     Returns:
       ``step(grads, state, params) -> (params, state)``, with ``state`` from
