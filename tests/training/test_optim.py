@@ -66,10 +66,11 @@ def _trained(step, init, p0, grads):
     return jax.lax.scan(body, (p0, init(p0)), grads)[0][0]
 
 
-@pytest.mark.parametrize("shape", [(2, 2), (20, 1), (3,), ()])
+@pytest.mark.parametrize("shape", [(2, 2), (20, 1), (2, 6), (3,), (), (2, 8)])
 def test_written_out_keras_adam_under_vmap_matches_numpy_for_every_seed(shape):
-    """On the CPU the written-out step's ``vmap`` runs seeds last; every seed gets NumPy's Keras
-    Adam, and the bits it gets among 5 seeds (37 does not fill whole vectors of 16)."""
+    """On the CPU the written-out step's ``vmap`` runs seeds last (seed-first for an innermost
+    axis of 8); every seed gets NumPy's Keras Adam, and the bits it gets among 5 seeds (37 does
+    not fill whole vectors of 16)."""
     rng = np.random.default_rng(1)
     n_seeds, n_steps = 37, 30
     scale = np.logspace(-9, -1, n_seeds).reshape(n_seeds, *(1,) * len(shape))
@@ -81,7 +82,8 @@ def test_written_out_keras_adam_under_vmap_matches_numpy_for_every_seed(shape):
     chex.assert_shape(batched, p0.shape)
     for s in range(n_seeds):
         want = numpy_keras_adam(grads[:, s], p0[s])
-        np.testing.assert_allclose(batched[s], want, rtol=0, atol=1e-7, err_msg=f"seed {s}")
+        # NumPy rounds each operation; XLA fuses some multiply-adds: within two float32 ulps.
+        np.testing.assert_allclose(batched[s], want, rtol=2.5e-7, atol=1e-7, err_msg=f"seed {s}")
     few = np.asarray(train(p0[-5:], grads[:, -5:]))
     np.testing.assert_array_equal(few, batched[-5:])
 
