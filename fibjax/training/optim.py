@@ -115,7 +115,8 @@ def keras_adam_step(
     with the seed axis last (:func:`fibjax.models.seeds_last.under_vmap`), so the seeds fill
     the vector lanes; the weights' update is in the same function because, applied apart,
     XLA fused the division into the seed-first addition again. The SimpleRNN's models trained at
-    256 seeds 1.3-1.8 times as fast, the GRU's 1.2-1.5 times (benchmarks/NOTES.md).
+    256 seeds 1.3-1.8 times as fast, the GRU's 1.2-1.5 times (benchmarks/NOTES.md). Arrays whose
+    innermost axis XLA already vectorises stay seed-first (:func:`_seeds_last_leaf`).
 
     Args:
       learning_rate, b1, b2, eps: as :func:`keras_adam` takes them.
