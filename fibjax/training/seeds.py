@@ -381,8 +381,11 @@ def compile_seeds(
         futures = {}
 
         def start_beside():
+            # Called from make() once the training program is lowered, and again after it for
+            # a program found in the memo (make() did not run): each program starts once.
             for name, compile_beside in beside.items():
-                futures.setdefault(name, pool.submit(compile_beside))
+                if name not in futures:
+                    futures[name] = pool.submit(compile_beside)
 
         # Two threads compiling the same program (a study compiles ahead) wait for one.
         compiled = program_cache_lib.COMPILED.get_or_make(memo_key, make)

@@ -105,3 +105,14 @@ def test_make_step_is_the_optimizers_update_applied(name):
     chex.assert_trees_all_close(runs[True], runs[False], atol=1e-7, rtol=0)
     if name not in STEPS:
         chex.assert_trees_all_equal(runs[True], runs[False])
+    # The reference: the registered transformation's own update and optax.apply_updates.
+    optimizer = make_optimizer(name, 1e-2)
+
+    def optax_step(g, state, p):
+        updates, state = optimizer.update(g, state, p)
+        return optax.apply_updates(p, updates), state
+
+    reference = functools.partial(_trained, optax_step, optimizer.init)
+    want = jax.jit(jax.vmap(reference, in_axes=(0, 1)))(params, grads)
+    chex.assert_trees_all_equal(runs[False], want)
+    chex.assert_trees_all_close(runs[True], want, atol=1e-7, rtol=0)

@@ -282,3 +282,32 @@ def test_orders_of_more_windows_than_uint16_counts_train_the_same(batched, monke
     run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
     assert run.orders(run.seeds).dtype == np.int32
     chex.assert_trees_all_equal(run(), ahead)
+
+
+def test_each_program_beside_the_training_starts_once(monkeypatch):
+    """The orders' and the initial weights' programs start once the training program is lowered,
+    once each, whether ``make`` ran or the training program came from the memo."""
+    started = []
+    real_orders, real_initials = seeds_lib._compile_orders, seeds_lib.initials_program
+
+    def orders(*args, **kwargs):
+        started.append("orders")
+        return real_orders(*args, **kwargs)
+
+    def initials(*args, **kwargs):
+        make, *rest = real_initials(*args, **kwargs)
+
+        def start():
+            started.append("initials")
+            return make()
+
+        return (start, *rest)
+
+    monkeypatch.setattr(seeds_lib, "_compile_orders", orders)
+    monkeypatch.setattr(seeds_lib, "initials_program", initials)
+    config = TrainConfig("vanilla", epochs=1)
+    for _ in range(2):  # compiled, then found in the memo
+        run = compile_seeds(config, SMALL, SEEDS, devices=jax.devices()[:1])
+        assert run.orders is not None and run.initials is not None
+        assert sorted(started) == ["initials", "orders"]
+        started.clear()
